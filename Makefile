@@ -1,0 +1,39 @@
+# toolsft: every set-up step lives here (or in scripts/setup_env.sh), never in a user's head.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.toolsft-installed
+
+.PHONY: demo test test-all lint format bench venv clean
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml scripts/setup_env.sh scripts/constraints.txt
+	bash scripts/setup_env.sh $(VENV)
+
+## make demo: the whole loop on the embedded default model
+demo: $(STAMP)
+	$(VENV)/bin/toolsft demo
+
+## make test: the default test tier (fast; excludes tests marked slow/vllm)
+test: $(STAMP)
+	$(PY) -m pytest -q
+
+## make test-all: every tier, slow and vLLM tests included
+test-all: $(STAMP)
+	$(PY) -m pytest -q -m ""
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check toolsft tests benchmarks
+	$(VENV)/bin/ruff format --check toolsft tests benchmarks
+
+format: $(STAMP)
+	$(VENV)/bin/ruff check --fix toolsft tests benchmarks
+	$(VENV)/bin/ruff format toolsft tests benchmarks
+
+bench: $(STAMP)
+	$(PY) benchmarks/gen_throughput.py
+	$(PY) benchmarks/train_throughput.py
+	$(PY) benchmarks/eval_throughput.py
+
+clean:
+	rm -rf runs reports .pytest_cache

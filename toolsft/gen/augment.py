@@ -1,0 +1,65 @@
+"""Augmentations from the seed recipe: noise (typos, pinyin aliases), paraphrase wrappers,
+earlier small-talk turns. Entity swap is the sampler's job (every row draws fresh entities);
+each augmentation applied is recorded in the row's meta."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from typing import Any
+
+from toolsft.gen.sample import Context
+from toolsft.schema.suite import Suite
+
+WRAPPERS = {
+    "zh": (("请问", ""), ("麻烦", ""), ("你好，", ""), ("", "，谢谢"), ("帮个忙，", ""),
+           ("", "，多谢"), ("我想问一下，", "")),
+    "en": (("Hi, ", ""), ("Hello! ", ""), ("", " Thanks!"), ("", " Thank you."), ("Hey, ", ""),
+           ("Quick question: ", ""), ("", " Cheers.")),
+}
+_WORD = re.compile(r"\b[a-z]{5,}\b")
+
+
+def maybe_typo(text: str, ctx: Context, p: float, augs: list[str],
+               protect: Iterable[str] = ()) -> str:
+    """English: swap two letters inside one plain word; Chinese: drop the punctuation."""
+    if ctx.rng.random() >= p:
+        return text
+    if ctx.lang == "zh":
+        stripped = re.sub(r"[，。？！]", " ", text).strip()
+        if stripped != text:
+            augs.append("noise:punct")
+        return re.sub(r"\s+", " ", stripped)
+    guarded = " ".join(protect).lower()
+    words = [m for m in _WORD.finditer(text) if m.group(0) not in guarded]
+    if not words:
+        return text
+    m = ctx.rng.choice(words)
+    w = m.group(0)
+    i = ctx.rng.randint(1, len(w) - 3)
+    typo = w[:i] + w[i + 1] + w[i] + w[i + 2:]
+    augs.append("noise:typo")
+    return text[: m.start()] + typo + text[m.end():]
+
+
+def maybe_paraphrase(text: str, ctx: Context, p: float, augs: list[str]) -> str:
+    if ctx.rng.random() >= p:
+        return text
+    pre, post = ctx.rng.choice(WRAPPERS[ctx.lang])
+    if ctx.lang == "en" and pre and text[:1].isupper() and not text[:2].isupper():
+        text = text[0].lower() + text[1:]
+    if post:
+        text = text.rstrip("。.?？!！") + ("?" if text.rstrip().endswith(("?", "？")) and ctx.lang == "en" else "") + post
+    augs.append("paraphrase:wrap")
+    return pre + text
+
+
+def maybe_context(suite: Suite, ctx: Context, p: float, augs: list[str]) -> list[dict[str, Any]]:
+    """Earlier small-talk turns before the request (multi-turn context)."""
+    pairs = (suite.config.get("context") or {}).get(ctx.lang) or []
+    if not pairs or ctx.rng.random() >= p:
+        return []
+    pair = ctx.rng.choice(pairs)
+    augs.append("context:smalltalk")
+    return [{"role": "user", "content": str(pair["user"])},
+            {"role": "assistant", "content": str(pair["assistant"])}]

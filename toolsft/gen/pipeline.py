@@ -1,0 +1,141 @@
+"""Generate every stage and split of a suite: plan rows, build, verify, collect stats.
+
+Each row has its own RNG seeded from (seed, stage, split, index, attempt), so a row does not
+depend on the rows before it and the same seed gives byte-identical output.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import random
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from toolsft import __version__
+from toolsft.gen.sample import Context
+from toolsft.gen.stages import STAGE_KINDS, Draft, Skip, StageConfig, build, pick_kind
+from toolsft.gen.verify import verify
+from toolsft.schema.suite import Suite
+from toolsft.types import Example, ToolSpec
+
+
+@dataclass(frozen=True)
+class GenConfig:
+    seed: int = field(default=0, metadata={"help": "Seed: same suite + seed -> identical files."})
+    per_stage: int = field(default=1000, metadata={"help": "Training rows per stage."})
+    val_ratio: float = field(default=0.1, metadata={"help": "Validation rows per training row."})
+    test_ratio: float = field(default=0.2, metadata={"help": "Test rows per training row."})
+    langs: tuple[str, ...] = field(default=("zh", "en"), metadata={"help": "Languages."})
+    stages: tuple[int, ...] = field(default=(1, 2, 3), metadata={"help": "Stages to generate."})
+    max_tools: int = field(default=0, metadata={"help": "Tools shown in stage-1 rows (0: all)."})
+    noise: float = field(default=0.15, metadata={"help": "Share of requests with noise."})
+    paraphrase: float = field(default=0.25, metadata={"help": "Share with a paraphrase wrapper."})
+    context: float = field(default=0.15, metadata={"help": "Share with earlier small talk."})
+    max_attempts: int = field(default=30, metadata={"help": "Tries per row before giving up."})
+
+    def split_sizes(self) -> dict[str, int]:
+        n = self.per_stage
+        return {"train": n, "val": max(1, round(n * self.val_ratio)),
+                "test": max(1, round(n * self.test_ratio))}
+
+
+@dataclass
+class GenResult:
+    rows: dict[tuple[int, str], list[Example]] = field(default_factory=dict)
+    rejections: Counter[str] = field(default_factory=Counter)
+    templates: dict[str, set[str]] = field(default_factory=dict)
+    entities: dict[str, set[str]] = field(default_factory=dict)
+
+    def manifest(self, suite: Suite, cfg: GenConfig) -> dict[str, Any]:
+        counts: dict[str, Any] = {}
+        for (stage, split), rows in sorted(self.rows.items()):
+            c = counts.setdefault(f"stage{stage}", {}).setdefault(split, {"total": len(rows)})
+            for key in ("lang", "kind"):
+                c[key] = dict(sorted(Counter(str(r.meta[key]) for r in rows).items()))
+        train_t = self.templates.get("train", set()) | self.templates.get("val", set())
+        train_e = self.entities.get("train", set()) | self.entities.get("val", set())
+        return {
+            "suite": suite.name,
+            "suite_hash": suite.hash,
+            "seed": cfg.seed,
+            "toolsft_version": __version__,
+            "config": {k: list(v) if isinstance(v, tuple) else v for k, v in vars(cfg).items()},
+            "counts": counts,
+            "rejections": dict(sorted(self.rejections.items())),
+            "overlap": {
+                "templates": len(train_t & self.templates.get("test", set())),
+                "values": len(train_e & self.entities.get("test", set())),
+            },
+        }
+
+
+def generate(suite: Suite, cfg: GenConfig, progress: Callable[[int], None] | None = None) -> GenResult:
+    result = GenResult()
+    scfg = StageConfig(cfg.max_tools, cfg.noise, cfg.paraphrase, cfg.context)
+    lo, hi = _date_range(suite)
+    for stage in cfg.stages:
+        for split, n in cfg.split_sizes().items():
+            rows = result.rows.setdefault((stage, split), [])
+            for i in range(n):
+                ex = _one_row(suite, cfg, scfg, stage, split, i, lo, hi, result)
+                if ex is not None:
+                    rows.append(ex)
+                if progress:
+                    progress(1)
+    return result
+
+
+def _one_row(suite: Suite, cfg: GenConfig, scfg: StageConfig, stage: int, split: str, i: int,
+             lo: dt.date, hi: dt.date, result: GenResult) -> Example | None:
+    for attempt in range(cfg.max_attempts):
+        rng = random.Random(f"{cfg.seed}|{stage}|{split}|{i}|{attempt}")
+        lang = cfg.langs[i % len(cfg.langs)] if attempt == 0 else rng.choice(cfg.langs)
+        today = lo + dt.timedelta(days=rng.randint(0, (hi - lo).days))
+        ctx = Context(lang, split == "test", today, rng, scfg.noise)
+        kind = pick_kind(stage, rng, STAGE_KINDS[stage])
+        try:
+            draft = build(suite, stage, kind, ctx, scfg)
+        except Skip as skip:
+            result.rejections[skip.reason] += 1
+            continue
+        reason = verify(suite, draft)
+        if reason is not None:
+            result.rejections[reason] += 1
+            continue
+        _record(result, split, draft)
+        return to_example(suite, draft, split, f"{suite.name}-s{stage}-{split}-{i:06d}")
+    result.rejections["gave_up"] += 1
+    return None
+
+
+def _record(result: GenResult, split: str, draft: Draft) -> None:
+    result.templates.setdefault(split, set()).update(u.template for u in draft.utterances)
+    result.entities.setdefault(split, set()).update(e for u in draft.utterances for e in u.draw.entities)
+
+
+def to_example(suite: Suite, draft: Draft, split: str, row_id: str) -> Example:
+    augs = list(dict.fromkeys(draft.augmentations + [a for u in draft.utterances for a in u.draw.augmentations]))
+    meta = {
+        "id": row_id,
+        "suite": suite.name,
+        "stage": draft.stage,
+        "split": split,
+        "lang": draft.lang,
+        "kind": draft.kind,
+        "tools": [u.tool for u in draft.utterances],
+        "templates": [u.template_id for u in draft.utterances],
+        "values": [u.draw.args for u in draft.utterances],
+        "augmentations": augs,
+        "today": draft.today.isoformat(),
+        "prompt_len": draft.prompt_len,
+        "expected": draft.expected.to_json(),
+    }
+    tools: tuple[ToolSpec, ...] = tuple(suite.tool(n) for n in draft.shown)
+    return Example(tuple(draft.messages), tools, meta)
+
+
+def _date_range(suite: Suite) -> tuple[dt.date, dt.date]:
+    dates = suite.config.get("dates") or ["2026-01-01", "2026-12-31"]
+    return dt.date.fromisoformat(str(dates[0])), dt.date.fromisoformat(str(dates[1]))
