@@ -42,7 +42,7 @@ class ToolSpec:
 
     @classmethod
     def from_openai(cls, obj: Mapping[str, Any]) -> ToolSpec:
-        fn = obj["function"] if "function" in obj else obj
+        fn = obj.get("function", obj)
         return cls(fn["name"], fn.get("description", ""), fn.get("parameters", {}))
 
 
@@ -62,7 +62,7 @@ class ToolCall:
 
     @classmethod
     def from_openai(cls, obj: Mapping[str, Any]) -> ToolCall:
-        fn = obj["function"] if "function" in obj else obj
+        fn = obj.get("function", obj)
         args = fn.get("arguments", {})
         if isinstance(args, str):
             args = json.loads(args) if args.strip() else {}

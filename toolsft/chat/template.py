@@ -51,7 +51,7 @@ CHAT_TEMPLATE = (
     "{%- set fn = tc.function if tc.function else tc -%}"
     "{%- if loop.first and message.content -%}{{- '\\n' -}}{%- endif -%}"
     "{%- if not loop.first -%}{{- '\\n' -}}{%- endif -%}"
-    "{{- '<tool_call>\\n{\"name\": \"' + fn.name + '\", \"arguments\": ' -}}"
+    '{{- \'<tool_call>\\n{"name": "\' + fn.name + \'", "arguments": \' -}}'
     "{%- if fn.arguments is string -%}{{- fn.arguments -}}"
     "{%- else -%}{{- fn.arguments | tojson -}}{%- endif -%}"
     "{{- '}\\n</tool_call>' -}}"
@@ -80,10 +80,7 @@ def render_call(call: ToolCall) -> str:
     """The exact text the template emits for one call (arguments in canonical JSON)."""
     from toolsft.types import dumps
 
-    return '<tool_call>\n{"name": "%s", "arguments": %s}\n</tool_call>' % (
-        call.name,
-        dumps(dict(call.arguments)),
-    )
+    return f'<tool_call>\n{{"name": "{call.name}", "arguments": {dumps(dict(call.arguments))}}}\n</tool_call>'
 
 
 def render_calls(calls: Iterable[ToolCall]) -> str:
@@ -98,8 +95,12 @@ def render_assistant(content: str, calls: Iterable[ToolCall]) -> str:
     return content or body
 
 
-def render_messages(messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None, *,
-                    add_generation_prompt: bool = False) -> str:
+def render_messages(
+    messages: list[dict[str, Any]],
+    tools: list[dict[str, Any]] | None,
+    *,
+    add_generation_prompt: bool = False,
+) -> str:
     """Render with jinja2 directly (no tokenizer needed): used by tests and the replay engine."""
     import jinja2
     from jinja2.ext import Extension
@@ -113,8 +114,9 @@ def render_messages(messages: list[dict[str, Any]], tools: list[dict[str, Any]] 
             body = parser.parse_statements(("name:endgeneration",), drop_needle=True)
             return jinja2.nodes.Scope(body, lineno=lineno)
 
-    env = jinja2.Environment(extensions=[_Generation, "jinja2.ext.loopcontrols"],
-                             trim_blocks=True, lstrip_blocks=True)
+    env = jinja2.Environment(
+        extensions=[_Generation, "jinja2.ext.loopcontrols"], trim_blocks=True, lstrip_blocks=True
+    )
     env.filters["tojson"] = lambda x: json.dumps(x, ensure_ascii=False)
     return env.from_string(CHAT_TEMPLATE).render(
         messages=messages, tools=tools, add_generation_prompt=add_generation_prompt

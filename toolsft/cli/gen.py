@@ -13,23 +13,53 @@ from toolsft.types import LANGS
 
 
 @click.command("gen")
-@click.option("--suite", "suite_path", required=True, type=click.Path(path_type=Path),
-              help="Suite folder, e.g. tool_schemas/commerce.")
-@click.option("--out", required=True, type=click.Path(path_type=Path),
-              help="Output folder, e.g. datasets/commerce (stage1/ stage2/ stage3/ manifest.json).")
+@click.option(
+    "--suite",
+    "suite_path",
+    required=True,
+    type=click.Path(path_type=Path),
+    help="Suite folder, e.g. tool_schemas/commerce.",
+)
+@click.option(
+    "--out",
+    required=True,
+    type=click.Path(path_type=Path),
+    help="Output folder, e.g. datasets/commerce (stage1/ stage2/ stage3/ manifest.json).",
+)
 @click.option("--seed", default=0, show_default=True, help="Same suite + seed -> identical files.")
-@click.option("--per-stage", default=1000, show_default=True,
-              help="Training rows per stage (val: 10%, test: 20% of this).")
+@click.option(
+    "--per-stage",
+    default=1000,
+    show_default=True,
+    help="Training rows per stage (val: 10%, test: 20% of this).",
+)
 @click.option("--lang", default="zh,en", show_default=True, help="Comma-separated languages.")
 @click.option("--stages", default="1,2,3", show_default=True, help="Stages to generate.")
-@click.option("--max-tools", default=0, show_default=True,
-              help="Tools shown in stage-1 rows (0: all; confusable tools always included).")
-@click.option("--format", "fmt", default="jsonl", show_default=True,
-              type=click.Choice(["jsonl", "hf", "sharegpt"]),
-              help="JSONL is always written; hf adds save_to_disk folders, sharegpt adds "
-                   "LLaMA-Factory files with dataset_info.json.")
-def gen(suite_path: Path, out: Path, seed: int, per_stage: int, lang: str, stages: str,
-        max_tools: int, fmt: str) -> None:
+@click.option(
+    "--max-tools",
+    default=0,
+    show_default=True,
+    help="Tools shown in stage-1 rows (0: all; confusable tools always included).",
+)
+@click.option(
+    "--format",
+    "fmt",
+    default="jsonl",
+    show_default=True,
+    type=click.Choice(["jsonl", "hf", "sharegpt"]),
+    help="JSONL is always written; hf adds save_to_disk folders, sharegpt adds "
+    "LLaMA-Factory files with dataset_info.json.",
+)
+def gen(
+    suite_path: Path,
+    out: Path,
+    seed: int,
+    per_stage: int,
+    lang: str,
+    stages: str,
+    max_tools: int,
+    fmt: str,
+) -> None:
     """Generate staged, verified SFT data from a tool suite.
 
     Stage 1 teaches tool selection, stage 2 parameter filling, stage 3 answering from tool
@@ -46,21 +76,33 @@ def gen(suite_path: Path, out: Path, seed: int, per_stage: int, lang: str, stage
     langs = tuple(x.strip() for x in lang.split(",") if x.strip())
     bad = [x for x in langs if x not in LANGS]
     if bad or not langs:
-        raise click.BadParameter(f"unknown language(s) {bad} (known: {', '.join(LANGS)})", param_hint="--lang")
+        raise click.BadParameter(
+            f"unknown language(s) {bad} (known: {', '.join(LANGS)})", param_hint="--lang"
+        )
     try:
         stage_t = tuple(int(s) for s in stages.split(","))
     except ValueError as exc:
-        raise click.BadParameter(f"{stages!r} is not a list like 1,2,3", param_hint="--stages") from exc
+        raise click.BadParameter(
+            f"{stages!r} is not a list like 1,2,3", param_hint="--stages"
+        ) from exc
     if per_stage < 1:
         raise click.BadParameter("must be at least 1", param_hint="--per-stage")
     try:
         suite = load_suite(suite_path)
     except SuiteError as exc:
         raise click.ClickException(str(exc)) from exc
-    cfg = GenConfig(seed=seed, per_stage=per_stage, langs=langs, stages=stage_t, max_tools=max_tools)
+    cfg = GenConfig(
+        seed=seed, per_stage=per_stage, langs=langs, stages=stage_t, max_tools=max_tools
+    )
     total = sum(cfg.split_sizes().values()) * len(stage_t)
-    with Progress(TextColumn("[bold]gen[/] {task.description}"), BarColumn(), MofNCompleteColumn(),
-                  TimeRemainingColumn(), console=console, transient=True) as bar:
+    with Progress(
+        TextColumn("[bold]gen[/] {task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=console,
+        transient=True,
+    ) as bar:
         task = bar.add_task(suite.name, total=total)
         result = generate(suite, cfg, progress=lambda n: bar.advance(task, n))
     manifest = write_dataset(out, result.rows, result.manifest(suite, cfg), fmt)
@@ -70,7 +112,9 @@ def gen(suite_path: Path, out: Path, seed: int, per_stage: int, lang: str, stage
         console.print(f"[yellow]rejected (not written):[/] {rej}")
     ov = manifest["overlap"]
     console.print(f"train/test overlap: templates {ov['templates']}, values {ov['values']}")
-    console.print(f"[green]wrote[/] {out}/stage{{1,2,3}}/{{train,val,test}}.jsonl and {out}/manifest.json")
+    console.print(
+        f"[green]wrote[/] {out}/stage{{1,2,3}}/{{train,val,test}}.jsonl and {out}/manifest.json"
+    )
 
 
 def summary_table(manifest: dict) -> Table:
@@ -80,6 +124,12 @@ def summary_table(manifest: dict) -> Table:
     for stage, splits in manifest["counts"].items():
         for split, c in splits.items():
             kinds = " ".join(f"{k}:{v}" for k, v in c["kind"].items())
-            table.add_row(stage, split, str(c["total"]), str(c["lang"].get("zh", 0)),
-                          str(c["lang"].get("en", 0)), kinds)
+            table.add_row(
+                stage,
+                split,
+                str(c["total"]),
+                str(c["lang"].get("zh", 0)),
+                str(c["lang"].get("en", 0)),
+                kinds,
+            )
     return table

@@ -32,8 +32,14 @@ def facts_of(suite: Suite, tool: str, result: Mapping[str, Any], lang: str) -> l
     return [display(ans, f, result[f], lang) for f in ans.get("facts", []) if f in result]
 
 
-def render_answer(suite: Suite, tool: str, args: Mapping[str, Any], result: Mapping[str, Any],
-                  lang: str, rng: random.Random) -> str | None:
+def render_answer(
+    suite: Suite,
+    tool: str,
+    args: Mapping[str, Any],
+    result: Mapping[str, Any],
+    lang: str,
+    rng: random.Random,
+) -> str | None:
     """One answer from the tool's answer templates (error templates for error results)."""
     ans = suite.gen[tool].answer
     if "error" in result:

@@ -12,16 +12,31 @@ from toolsft.gen.sample import Context
 from toolsft.schema.suite import Suite
 
 WRAPPERS = {
-    "zh": (("请问", ""), ("麻烦", ""), ("你好，", ""), ("", "，谢谢"), ("帮个忙，", ""),
-           ("", "，多谢"), ("我想问一下，", "")),
-    "en": (("Hi, ", ""), ("Hello! ", ""), ("", " Thanks!"), ("", " Thank you."), ("Hey, ", ""),
-           ("Quick question: ", ""), ("", " Cheers.")),
+    "zh": (
+        ("请问", ""),
+        ("麻烦", ""),
+        ("你好，", ""),
+        ("", "，谢谢"),
+        ("帮个忙，", ""),
+        ("", "，多谢"),
+        ("我想问一下，", ""),
+    ),
+    "en": (
+        ("Hi, ", ""),
+        ("Hello! ", ""),
+        ("", " Thanks!"),
+        ("", " Thank you."),
+        ("Hey, ", ""),
+        ("Quick question: ", ""),
+        ("", " Cheers."),
+    ),
 }
 _WORD = re.compile(r"\b[a-z]{5,}\b")
 
 
-def maybe_typo(text: str, ctx: Context, p: float, augs: list[str],
-               protect: Iterable[str] = ()) -> str:
+def maybe_typo(
+    text: str, ctx: Context, p: float, augs: list[str], protect: Iterable[str] = ()
+) -> str:
     """English: swap two letters inside one plain word; Chinese: drop the punctuation."""
     if ctx.rng.random() >= p:
         return text
@@ -37,9 +52,9 @@ def maybe_typo(text: str, ctx: Context, p: float, augs: list[str],
     m = ctx.rng.choice(words)
     w = m.group(0)
     i = ctx.rng.randint(1, len(w) - 3)
-    typo = w[:i] + w[i + 1] + w[i] + w[i + 2:]
+    typo = w[:i] + w[i + 1] + w[i] + w[i + 2 :]
     augs.append("noise:typo")
-    return text[: m.start()] + typo + text[m.end():]
+    return text[: m.start()] + typo + text[m.end() :]
 
 
 def maybe_paraphrase(text: str, ctx: Context, p: float, augs: list[str]) -> str:
@@ -49,7 +64,11 @@ def maybe_paraphrase(text: str, ctx: Context, p: float, augs: list[str]) -> str:
     if ctx.lang == "en" and pre and text[:1].isupper() and not text[:2].isupper():
         text = text[0].lower() + text[1:]
     if post:
-        text = text.rstrip("。.?？!！") + ("?" if text.rstrip().endswith(("?", "？")) and ctx.lang == "en" else "") + post
+        text = (
+            text.rstrip("。.?？!！")
+            + ("?" if text.rstrip().endswith(("?", "？")) and ctx.lang == "en" else "")
+            + post
+        )
     augs.append("paraphrase:wrap")
     return pre + text
 
@@ -61,5 +80,7 @@ def maybe_context(suite: Suite, ctx: Context, p: float, augs: list[str]) -> list
         return []
     pair = ctx.rng.choice(pairs)
     augs.append("context:smalltalk")
-    return [{"role": "user", "content": str(pair["user"])},
-            {"role": "assistant", "content": str(pair["assistant"])}]
+    return [
+        {"role": "user", "content": str(pair["user"])},
+        {"role": "assistant", "content": str(pair["assistant"])},
+    ]

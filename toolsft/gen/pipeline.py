@@ -15,7 +15,7 @@ from typing import Any
 
 from toolsft import __version__
 from toolsft.gen.sample import Context
-from toolsft.gen.stages import STAGE_KINDS, Draft, Skip, StageConfig, build, pick_kind
+from toolsft.gen.stages import Draft, Skip, StageConfig, build, kind_weights, pick_kind
 from toolsft.gen.verify import verify
 from toolsft.schema.suite import Suite
 from toolsft.types import Example, ToolSpec
@@ -37,8 +37,11 @@ class GenConfig:
 
     def split_sizes(self) -> dict[str, int]:
         n = self.per_stage
-        return {"train": n, "val": max(1, round(n * self.val_ratio)),
-                "test": max(1, round(n * self.test_ratio))}
+        return {
+            "train": n,
+            "val": max(1, round(n * self.val_ratio)),
+            "test": max(1, round(n * self.test_ratio)),
+        }
 
 
 @dataclass
@@ -71,7 +74,9 @@ class GenResult:
         }
 
 
-def generate(suite: Suite, cfg: GenConfig, progress: Callable[[int], None] | None = None) -> GenResult:
+def generate(
+    suite: Suite, cfg: GenConfig, progress: Callable[[int], None] | None = None
+) -> GenResult:
     result = GenResult()
     scfg = StageConfig(cfg.max_tools, cfg.noise, cfg.paraphrase, cfg.context)
     lo, hi = _date_range(suite)
@@ -87,14 +92,23 @@ def generate(suite: Suite, cfg: GenConfig, progress: Callable[[int], None] | Non
     return result
 
 
-def _one_row(suite: Suite, cfg: GenConfig, scfg: StageConfig, stage: int, split: str, i: int,
-             lo: dt.date, hi: dt.date, result: GenResult) -> Example | None:
+def _one_row(
+    suite: Suite,
+    cfg: GenConfig,
+    scfg: StageConfig,
+    stage: int,
+    split: str,
+    i: int,
+    lo: dt.date,
+    hi: dt.date,
+    result: GenResult,
+) -> Example | None:
     for attempt in range(cfg.max_attempts):
         rng = random.Random(f"{cfg.seed}|{stage}|{split}|{i}|{attempt}")
         lang = cfg.langs[i % len(cfg.langs)] if attempt == 0 else rng.choice(cfg.langs)
         today = lo + dt.timedelta(days=rng.randint(0, (hi - lo).days))
         ctx = Context(lang, split == "test", today, rng, scfg.noise)
-        kind = pick_kind(stage, rng, STAGE_KINDS[stage])
+        kind = pick_kind(stage, rng, kind_weights(suite, stage))
         try:
             draft = build(suite, stage, kind, ctx, scfg)
         except Skip as skip:
@@ -112,11 +126,17 @@ def _one_row(suite: Suite, cfg: GenConfig, scfg: StageConfig, stage: int, split:
 
 def _record(result: GenResult, split: str, draft: Draft) -> None:
     result.templates.setdefault(split, set()).update(u.template for u in draft.utterances)
-    result.entities.setdefault(split, set()).update(e for u in draft.utterances for e in u.draw.entities)
+    result.entities.setdefault(split, set()).update(
+        e for u in draft.utterances for e in u.draw.entities
+    )
 
 
 def to_example(suite: Suite, draft: Draft, split: str, row_id: str) -> Example:
-    augs = list(dict.fromkeys(draft.augmentations + [a for u in draft.utterances for a in u.draw.augmentations]))
+    augs = list(
+        dict.fromkeys(
+            draft.augmentations + [a for u in draft.utterances for a in u.draw.augmentations]
+        )
+    )
     meta = {
         "id": row_id,
         "suite": suite.name,

@@ -42,8 +42,9 @@ class Context:
 
 
 class SlotSampler:
-    def __init__(self, parameters: Mapping[str, Any], slots: Mapping[str, Any],
-                 pools: Mapping[str, Any]) -> None:
+    def __init__(
+        self, parameters: Mapping[str, Any], slots: Mapping[str, Any], pools: Mapping[str, Any]
+    ) -> None:
         self.parameters, self.slots, self.pools = parameters, slots, pools
 
     def draw(self, slot_names: list[str], ctx: Context) -> Draw:
@@ -64,9 +65,17 @@ class SlotSampler:
             return self._from_pool(slot, pool, ctx, draw)
         return self._scalar(slot, schema, cfg if isinstance(cfg, Mapping) else {}, ctx, draw)
 
-    def _from_pool(self, slot: str, pool: Mapping[str, Any], ctx: Context, draw: Draw,
-                   exclude: tuple[Any, ...] = ()) -> tuple[Any, str]:
-        entries = list(pool.get("holdout") or pool["values"]) if ctx.holdout else list(pool["values"])
+    def _from_pool(
+        self,
+        slot: str,
+        pool: Mapping[str, Any],
+        ctx: Context,
+        draw: Draw,
+        exclude: tuple[Any, ...] = (),
+    ) -> tuple[Any, str]:
+        entries = (
+            list(pool.get("holdout") or pool["values"]) if ctx.holdout else list(pool["values"])
+        )
         choices = [e for e in entries if entry_value(e, ctx.lang) not in exclude] or entries
         entry = ctx.rng.choice(choices)
         value, surface = entry_value(entry, ctx.lang), entry_say(entry, ctx.lang)
@@ -77,8 +86,9 @@ class SlotSampler:
             draw.augmentations.append("noise:alias")
         return value, surface
 
-    def _scalar(self, slot: str, schema: Mapping[str, Any], cfg: Mapping[str, Any], ctx: Context,
-                draw: Draw) -> tuple[Any, str]:
+    def _scalar(
+        self, slot: str, schema: Mapping[str, Any], cfg: Mapping[str, Any], ctx: Context, draw: Draw
+    ) -> tuple[Any, str]:
         rng, lang = ctx.rng, ctx.lang
         kind = schema.get("type")
         if "enum" in schema:
@@ -112,8 +122,9 @@ class SlotSampler:
         draw.augmentations.append(aug)
         return target.isoformat(), surface
 
-    def _number(self, schema: Mapping[str, Any], cfg: Mapping[str, Any], ctx: Context,
-                draw: Draw) -> tuple[Any, str]:
+    def _number(
+        self, schema: Mapping[str, Any], cfg: Mapping[str, Any], ctx: Context, draw: Draw
+    ) -> tuple[Any, str]:
         lo, hi = cfg.get("range") or (schema.get("minimum", 1), schema.get("maximum", 100))
         lo = max(lo, schema.get("exclusiveMinimum", lo - 1) + 1)
         if schema.get("type") == "integer":
@@ -131,8 +142,15 @@ class SlotSampler:
             value = int(value)
         return value, f"{value:g}" if decimals else str(value)
 
-    def _array(self, slot: str, schema: Mapping[str, Any], cfg: Any, pool: Mapping | None,
-               ctx: Context, draw: Draw) -> tuple[list[Any], str]:
+    def _array(
+        self,
+        slot: str,
+        schema: Mapping[str, Any],
+        cfg: Any,
+        pool: Mapping | None,
+        ctx: Context,
+        draw: Draw,
+    ) -> tuple[list[Any], str]:
         items = schema.get("items") or {}
         lo = max(1, int(schema.get("minItems", 1)))
         hi = min(3, int(schema.get("maxItems", 3)))
@@ -153,8 +171,14 @@ class SlotSampler:
             surfaces.append(s)
         return values, join_words(surfaces, ctx.lang)
 
-    def _object_item(self, slot: str, items: Mapping[str, Any], item_cfg: Mapping[str, str],
-                     ctx: Context, draw: Draw) -> tuple[dict[str, Any], str]:
+    def _object_item(
+        self,
+        slot: str,
+        items: Mapping[str, Any],
+        item_cfg: Mapping[str, str],
+        ctx: Context,
+        draw: Draw,
+    ) -> tuple[dict[str, Any], str]:
         obj: dict[str, Any] = {}
         said: dict[str, str] = {}
         for name in items.get("properties", {}):

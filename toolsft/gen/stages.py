@@ -63,9 +63,15 @@ class StageConfig:
 
 def build(suite: Suite, stage: int, kind: str, ctx: Context, cfg: StageConfig) -> Draft:
     builder = {
-        "select": _select, "multi": _multi, "no_tool": _no_tool, "fill": _fill,
-        "clarify": _clarify, "parallel": _parallel, "confirm_ask": _confirm_ask,
-        "result": _result, "tool_error": _tool_error,
+        "select": _select,
+        "multi": _multi,
+        "no_tool": _no_tool,
+        "fill": _fill,
+        "clarify": _clarify,
+        "parallel": _parallel,
+        "confirm_ask": _confirm_ask,
+        "result": _result,
+        "tool_error": _tool_error,
     }[kind]
     draft = builder(suite, ctx, cfg)
     draft.stage, draft.kind = stage, kind
@@ -77,8 +83,9 @@ def _system(suite: Suite, ctx: Context) -> dict[str, Any]:
     return {"role": "system", "content": f"{base}\n{say_today(ctx.today, ctx.lang)}".strip()}
 
 
-def _user_text(u_text: str, ctx: Context, cfg: StageConfig, augs: list[str],
-               us: list[Utterance] = ()) -> str:  # type: ignore[assignment]
+def _user_text(
+    u_text: str, ctx: Context, cfg: StageConfig, augs: list[str], us: list[Utterance] = ()
+) -> str:  # type: ignore[assignment]
     protect = [s for u in us for s in u.draw.surfaces.values()]
     text = maybe_typo(u_text, ctx, cfg.noise, augs, protect)
     return maybe_paraphrase(text, ctx, cfg.paraphrase, augs)
@@ -96,8 +103,13 @@ def _shown(suite: Suite, targets: list[str], ctx: Context, limit: int) -> list[s
     return picked
 
 
-def _utter(suite: Suite, ctx: Context, tool: str | None = None, complete: bool = True,
-           pool: list[str] | None = None) -> Utterance:
+def _utter(
+    suite: Suite,
+    ctx: Context,
+    tool: str | None = None,
+    complete: bool = True,
+    pool: list[str] | None = None,
+) -> Utterance:
     tools = [tool] if tool else list(pool or [t.name for t in suite.tools])
     ctx.rng.shuffle(tools)
     for name in tools:
@@ -108,12 +120,16 @@ def _utter(suite: Suite, ctx: Context, tool: str | None = None, complete: bool =
 
 
 def _call_turn(calls: list[ToolCall]) -> dict[str, Any]:
-    return {"role": "assistant", "content": "",
-            "tool_calls": [c.to_openai(f"call_{i}") for i, c in enumerate(calls)]}
+    return {
+        "role": "assistant",
+        "content": "",
+        "tool_calls": [c.to_openai(f"call_{i}") for i, c in enumerate(calls)],
+    }
 
 
-def _with_request(suite: Suite, ctx: Context, cfg: StageConfig, text: str,
-                  calls: list[ToolCall], augs: list[str]) -> tuple[list[dict[str, Any]], int]:
+def _with_request(
+    suite: Suite, ctx: Context, cfg: StageConfig, text: str, calls: list[ToolCall], augs: list[str]
+) -> tuple[list[dict[str, Any]], int]:
     """System, optional earlier turns, the user request, and a confirmation exchange if needed."""
     msgs = [_system(suite, ctx)] + maybe_context(suite, ctx, cfg.context, augs)
     msgs.append({"role": "user", "content": text})
@@ -133,8 +149,15 @@ def _facts(suite: Suite, calls: list[ToolCall], lang: str) -> tuple[str, ...]:
     return tuple(out)
 
 
-def _calls_draft(suite: Suite, ctx: Context, cfg: StageConfig, us: list[Utterance], text: str,
-                 shown: list[str], ordered: bool = False) -> Draft:
+def _calls_draft(
+    suite: Suite,
+    ctx: Context,
+    cfg: StageConfig,
+    us: list[Utterance],
+    text: str,
+    shown: list[str],
+    ordered: bool = False,
+) -> Draft:
     augs: list[str] = []
     calls = [u.call for u in us if u.call is not None]
     text = _user_text(text, ctx, cfg, augs, us)
@@ -144,8 +167,15 @@ def _calls_draft(suite: Suite, ctx: Context, cfg: StageConfig, us: list[Utteranc
     return Draft(0, "", ctx.lang, msgs, shown, exp, plen, us, augs, ctx.today)
 
 
-def _reply_draft(suite: Suite, ctx: Context, cfg: StageConfig, text: str, reply: str,
-                 shown: list[str], us: list[Utterance]) -> Draft:
+def _reply_draft(
+    suite: Suite,
+    ctx: Context,
+    cfg: StageConfig,
+    text: str,
+    reply: str,
+    shown: list[str],
+    us: list[Utterance],
+) -> Draft:
     augs: list[str] = []
     text = _user_text(text, ctx, cfg, augs, us)
     msgs = [_system(suite, ctx)] + maybe_context(suite, ctx, cfg.context, augs)
@@ -196,7 +226,9 @@ def _no_tool(suite: Suite, ctx: Context, cfg: StageConfig) -> Draft:
     if not requests or not replies:
         raise Skip("no_irrelevant_requests")
     shown = _shown(suite, [], ctx, cfg.max_tools)
-    draft = _reply_draft(suite, ctx, cfg, ctx.rng.choice(requests), ctx.rng.choice(replies), shown, [])
+    draft = _reply_draft(
+        suite, ctx, cfg, ctx.rng.choice(requests), ctx.rng.choice(replies), shown, []
+    )
     draft.augmentations.append("irrelevant:holdout" if pool else "irrelevant")
     return draft
 
@@ -207,7 +239,7 @@ def _clarify(suite: Suite, ctx: Context, cfg: StageConfig) -> Draft:
     ask = suite.gen[u.tool].ask.get(missing) or {}
     question = ask.get(ctx.lang) if isinstance(ask, Mapping) else None
     if not question:
-        desc = (suite.tool(u.tool).parameters.get("properties", {}).get(missing) or {})
+        desc = suite.tool(u.tool).parameters.get("properties", {}).get(missing) or {}
         what = desc.get("description") or missing
         question = f"请问{what}是什么？" if ctx.lang == "zh" else f"Could you tell me the {what}?"
     return _reply_draft(suite, ctx, cfg, u.text, question, _narrow(suite, [u.tool], ctx), [u])
@@ -216,15 +248,16 @@ def _clarify(suite: Suite, ctx: Context, cfg: StageConfig) -> Draft:
 def _confirm_ask(suite: Suite, ctx: Context, cfg: StageConfig) -> Draft:
     tools = sorted(suite.policy.confirm_required)
     if not tools:
-        return _fill(suite, ctx, cfg)
+        raise Skip("no_confirm_tool")
     u = _utter(suite, ctx, tool=ctx.rng.choice(tools))
     ask = suite.policy.confirm_ask.get(ctx.lang, "{summary}")
     augs: list[str] = []
     text = _user_text(u.text, ctx, cfg, augs, [u])
     # The question quotes the request as the user wrote it, so augment it first and only once.
     plain = replace(cfg, noise=0.0, paraphrase=0.0)
-    draft = _reply_draft(suite, ctx, plain, text, ask.replace("{summary}", text),
-                         _narrow(suite, [u.tool], ctx), [u])
+    draft = _reply_draft(
+        suite, ctx, plain, text, ask.replace("{summary}", text), _narrow(suite, [u.tool], ctx), [u]
+    )
     draft.augmentations.extend(augs)
     return draft
 
@@ -246,20 +279,23 @@ def _tool_error(suite: Suite, ctx: Context, cfg: StageConfig) -> Draft:
     return _result(suite, ctx, cfg, want_error=True)
 
 
-def _answer_draft(suite: Suite, ctx: Context, cfg: StageConfig, u: Utterance,
-                  result: Mapping[str, Any]) -> Draft:
+def _answer_draft(
+    suite: Suite, ctx: Context, cfg: StageConfig, u: Utterance, result: Mapping[str, Any]
+) -> Draft:
     assert u.call is not None
     draft = _calls_draft(suite, ctx, cfg, [u], u.text, _narrow(suite, [u.tool], ctx, extra=1))
     from toolsft.types import dumps
 
-    draft.messages.append({"role": "tool", "tool_call_id": "call_0", "name": u.tool,
-                           "content": dumps(dict(result))})
+    draft.messages.append(
+        {"role": "tool", "tool_call_id": "call_0", "name": u.tool, "content": dumps(dict(result))}
+    )
     answer = render_answer(suite, u.tool, u.call.arguments, result, ctx.lang, ctx.rng)
     if answer is None:
         raise Skip("no_answer_template")
     draft.messages.append({"role": "assistant", "content": answer})
-    draft.expected = Expected(draft.expected.calls, tuple(facts_of(suite, u.tool, result, ctx.lang)),
-                              answer, False)
+    draft.expected = Expected(
+        draft.expected.calls, tuple(facts_of(suite, u.tool, result, ctx.lang)), answer, False
+    )
     return draft
 
 
@@ -270,6 +306,16 @@ def _join(suite: Suite, ctx: Context, a: str, b: str) -> str:
     if ctx.lang == "en" and b:
         b = b[0].lower() + b[1:]
     return a + ctx.rng.choice(list(conns)) + b
+
+
+def kind_weights(suite: Suite, stage: int) -> dict[str, float]:
+    """The stage's kind mix, less the kinds this suite cannot produce."""
+    table = dict(STAGE_KINDS[stage])
+    if not suite.policy.confirm_required:
+        table.pop("confirm_ask", None)
+    if not any(g.result.get("error") for g in suite.gen.values()):
+        table.pop("tool_error", None)
+    return table
 
 
 def pick_kind(stage: int, rng: random.Random, weights: Mapping[str, float] | None = None) -> str:

@@ -42,7 +42,9 @@ def missing_required(gen_required: list[str], tpl: Template) -> tuple[str, ...]:
     return tuple(r for r in gen_required if r not in have)
 
 
-def make_utterance(suite: Suite, tool: str, ctx: Context, complete: bool = True) -> Utterance | None:
+def make_utterance(
+    suite: Suite, tool: str, ctx: Context, complete: bool = True
+) -> Utterance | None:
     """A request for `tool`; `complete=False` asks for one that misses a required value."""
     gen = suite.gen[tool]
     spec = suite.tool(tool)

@@ -43,7 +43,7 @@ def verify(suite: Suite, draft: Draft) -> str | None:
             return "result_schema_invalid"
         if suite.policy.call_violations(call, prior):
             return "policy_call"
-    for msg in draft.messages[draft.prompt_len:]:
+    for msg in draft.messages[draft.prompt_len :]:
         if msg["role"] == "assistant" and suite.policy.text_violations(str(msg.get("content", ""))):
             return "policy_answer"
     answer = draft.expected.answer

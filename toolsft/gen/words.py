@@ -6,15 +6,47 @@ import datetime as dt
 import random
 
 _ZH_DIGITS = "零一二三四五六七八九"
-_EN_ONES = ("zero one two three four five six seven eight nine ten eleven twelve thirteen "
-            "fourteen fifteen sixteen seventeen eighteen nineteen").split()
-_EN_TENS = "_ _ twenty thirty forty fifty sixty seventy eighty ninety".split()
+_EN_ONES = [
+    "zero",
+    "one",
+    "two",
+    "three",
+    "four",
+    "five",
+    "six",
+    "seven",
+    "eight",
+    "nine",
+    "ten",
+    "eleven",
+    "twelve",
+    "thirteen",
+    "fourteen",
+    "fifteen",
+    "sixteen",
+    "seventeen",
+    "eighteen",
+    "nineteen",
+]
+_EN_TENS = ["_", "_", "twenty", "thirty", "forty", "fifty", "sixty", "seventy", "eighty", "ninety"]
 WEEKDAYS = {
     "zh": ("周一", "周二", "周三", "周四", "周五", "周六", "周日"),
     "en": ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"),
 }
-MONTHS_EN = ("January February March April May June July August September October November "
-             "December").split()
+MONTHS_EN = [
+    "January",
+    "February",
+    "March",
+    "April",
+    "May",
+    "June",
+    "July",
+    "August",
+    "September",
+    "October",
+    "November",
+    "December",
+]
 
 
 def zh_number(n: int) -> str:
@@ -59,7 +91,11 @@ def en_number(n: int) -> str:
         h, r = divmod(n, 100)
         return _EN_ONES[h] + " hundred" + ("" if r == 0 else " and " + en_number(r))
     th, r = divmod(n, 1000)
-    return en_number(th) + " thousand" + ("" if r == 0 else (" and " if r < 100 else " ") + en_number(r))
+    return (
+        en_number(th)
+        + " thousand"
+        + ("" if r == 0 else (" and " if r < 100 else " ") + en_number(r))
+    )
 
 
 def say_number(n: int, lang: str, rng: random.Random) -> tuple[str, str]:

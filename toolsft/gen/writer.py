@@ -35,8 +35,12 @@ def jsonl(rows: Iterable[Mapping[str, Any]]) -> str:
     return "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows)
 
 
-def write_dataset(out: Path, rows: Mapping[tuple[int, str], list[Example]],
-                  manifest: dict[str, Any], fmt: str = "jsonl") -> dict[str, Any]:
+def write_dataset(
+    out: Path,
+    rows: Mapping[tuple[int, str], list[Example]],
+    manifest: dict[str, Any],
+    fmt: str = "jsonl",
+) -> dict[str, Any]:
     """Write `stage<N>/<split>.jsonl` (+ the chosen export) and `manifest.json`."""
     if fmt not in FORMATS:
         raise ValueError(f"--format: unknown format {fmt!r} (one of {', '.join(FORMATS)})")
@@ -60,8 +64,11 @@ def write_hf(out: Path, rows: Mapping[tuple[int, str], list[Example]]) -> None:
     import datasets
 
     for stage in sorted({s for s, _ in rows}):
-        splits = {split: datasets.Dataset.from_list([e.to_row() for e in exs])
-                  for (s, split), exs in rows.items() if s == stage and exs}
+        splits = {
+            split: datasets.Dataset.from_list([e.to_row() for e in exs])
+            for (s, split), exs in rows.items()
+            if s == stage and exs
+        }
         datasets.DatasetDict(splits).save_to_disk(str(out / f"stage{stage}" / "hf"))
 
 
@@ -78,10 +85,16 @@ def to_sharegpt(ex: Example) -> dict[str, Any]:
         elif role == "tool":
             conv.append({"from": "observation", "value": str(msg["content"])})
         elif msg.get("tool_calls"):
-            calls = [{"name": c["function"]["name"], "arguments": json.loads(c["function"]["arguments"])}
-                     for c in msg["tool_calls"]]
-            conv.append({"from": "function_call",
-                         "value": json.dumps(calls[0] if len(calls) == 1 else calls, ensure_ascii=False)})
+            calls = [
+                {"name": c["function"]["name"], "arguments": json.loads(c["function"]["arguments"])}
+                for c in msg["tool_calls"]
+            ]
+            conv.append(
+                {
+                    "from": "function_call",
+                    "value": json.dumps(calls[0] if len(calls) == 1 else calls, ensure_ascii=False),
+                }
+            )
         else:
             conv.append({"from": "gpt", "value": str(msg["content"])})
     tools = json.dumps([t.to_openai()["function"] for t in ex.tools], ensure_ascii=False)

@@ -18,7 +18,18 @@ from typing import Any
 
 from toolsft.types import ToolCall
 
-MOCK_KINDS = ("arg", "choice", "integer", "number", "date", "code", "template", "const", "list", "mask")
+MOCK_KINDS = (
+    "arg",
+    "choice",
+    "integer",
+    "number",
+    "date",
+    "code",
+    "template",
+    "const",
+    "list",
+    "mask",
+)
 _CODE_TOKEN = re.compile(r"\[([^\]]+)\]\{(\d+)\}|(.)")
 
 
@@ -55,7 +66,9 @@ def evaluate_fields(mock: Mapping[str, Any], args: dict[str, Any], rng: random.R
     return out
 
 
-def evaluate(expr: Any, args: Mapping[str, Any], done: Mapping[str, Any], rng: random.Random) -> Any:
+def evaluate(
+    expr: Any, args: Mapping[str, Any], done: Mapping[str, Any], rng: random.Random
+) -> Any:
     if not isinstance(expr, Mapping) or len(expr) == 0:
         return expr
     kind = next(k for k in expr if k in MOCK_KINDS) if any(k in MOCK_KINDS for k in expr) else None

@@ -28,7 +28,9 @@ class Policy:
 
     def text_violations(self, text: str) -> list[str]:
         """Forbidden phrases and PII in free text (an answer)."""
-        found = [f"forbidden phrase {p!r}" for p in self.forbidden_phrases if p.lower() in text.lower()]
+        found = [
+            f"forbidden phrase {p!r}" for p in self.forbidden_phrases if p.lower() in text.lower()
+        ]
         for name, pattern in self.pii_patterns.items():
             if re.search(pattern, text):
                 found.append(f"PII {name}")

@@ -123,8 +123,12 @@ def load_tools(file: Path) -> tuple[ToolSpec, ...]:
     for i, item in enumerate(data):
         spec = checks.check_tool(file, i, item)
         if spec.name in seen:
-            raise SuiteError(file, f"$[{i}].function.name",
-                             f"duplicate tool name (first at $[{seen[spec.name]}])", spec.name)
+            raise SuiteError(
+                file,
+                f"$[{i}].function.name",
+                f"duplicate tool name (first at $[{seen[spec.name]}])",
+                spec.name,
+            )
         seen[spec.name] = i
         tools.append(spec)
     return tuple(tools)

@@ -1,0 +1,85 @@
+"""The template and the parser agree; the parser never raises."""
+
+from __future__ import annotations
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from toolsft.chat.parse import parse_assistant
+from toolsft.chat.template import render_calls, render_messages
+from toolsft.types import ToolCall
+
+json_scalars = st.one_of(
+    st.integers(-(10**6), 10**6),
+    st.text(max_size=12),
+    st.booleans(),
+    st.floats(allow_nan=False, allow_infinity=False, width=32),
+)
+args = st.dictionaries(
+    st.text(st.characters(categories=["L", "N"]), min_size=1, max_size=8),
+    st.one_of(json_scalars, st.lists(json_scalars, max_size=3)),
+    max_size=4,
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    names=st.lists(st.from_regex(r"[a-z_]{1,12}", fullmatch=True), min_size=1, max_size=3), a=args
+)
+def test_calls_round_trip(names: list[str], a: dict) -> None:  # type: ignore[type-arg]
+    calls = [ToolCall(n, a) for n in names]
+    parsed = parse_assistant(render_calls(calls) + "<|im_end|>")
+    assert parsed.ok and list(parsed.calls) == calls
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(max_size=200))
+def test_parser_never_raises(text: str) -> None:
+    parsed = parse_assistant(text)
+    assert isinstance(parsed.calls, tuple)
+    parsed = parse_assistant("<tool_call>" + text)
+    assert parsed.errors or parsed.calls
+
+
+def test_garbage_is_a_scored_failure_with_a_reason() -> None:
+    p = parse_assistant('<tool_call>\n{"name": "x", "arguments": [1]}\n</tool_call>')
+    assert not p.calls and "not an object" in p.errors[0]
+    p = parse_assistant("<tool_call>{oops")
+    assert not p.calls and any("invalid JSON" in e for e in p.errors)
+    assert parse_assistant(None).errors
+
+
+def test_template_renders_tools_calls_and_results() -> None:
+    tools = [
+        {
+            "type": "function",
+            "function": {
+                "name": "f",
+                "description": "d",
+                "parameters": {"type": "object", "properties": {}},
+            },
+        }
+    ]
+    msgs = [
+        {"role": "system", "content": "S"},
+        {"role": "user", "content": "查一下"},
+        {
+            "role": "assistant",
+            "content": "",
+            "tool_calls": [
+                {
+                    "id": "call_0",
+                    "type": "function",
+                    "function": {"name": "f", "arguments": '{"a": "北京"}'},
+                }
+            ],
+        },
+        {"role": "tool", "tool_call_id": "call_0", "content": '{"ok": true}'},
+        {"role": "assistant", "content": "好了"},
+    ]
+    text = render_messages(msgs, tools)
+    assert text.startswith("<|im_start|>system\nS\n\n# Tools")
+    assert '<tools>\n{"type": "function"' in text
+    assert '<tool_call>\n{"name": "f", "arguments": {"a": "北京"}}\n</tool_call><|im_end|>' in text
+    assert '<|im_start|>user\n<tool_response>\n{"ok": true}\n</tool_response><|im_end|>' in text
+    assert text.endswith("<|im_start|>assistant\n好了<|im_end|>\n")

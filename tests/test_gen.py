@@ -1,0 +1,171 @@
+"""`toolsft gen`: determinism, splits, verification, formats, on the shipped suites."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from conftest import REPO, SHIPPED_SUITES
+
+from toolsft.chat.parse import parse_assistant
+from toolsft.chat.template import render_messages
+from toolsft.cli.main import cli
+from toolsft.gen.pipeline import GenConfig, generate
+from toolsft.gen.writer import read_rows, write_dataset
+from toolsft.schema.suite import load_suite
+from toolsft.schema.validate import call_errors
+from toolsft.types import Example, ToolCall
+
+SPLITS = ("train", "val", "test")
+
+
+@pytest.fixture(scope="module", params=SHIPPED_SUITES)
+def generated(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+    suite = load_suite(REPO / "tool_schemas" / request.param)
+    cfg = GenConfig(seed=3, per_stage=120)
+    result = generate(suite, cfg)
+    out = tmp_path_factory.mktemp(request.param)
+    manifest = write_dataset(out, result.rows, result.manifest(suite, cfg))
+    return suite, out, manifest
+
+
+def _rows(out: Path, stage: int, split: str) -> list[Example]:
+    return read_rows(out / f"stage{stage}" / f"{split}.jsonl")
+
+
+def test_every_target_call_validates_and_executes(generated) -> None:  # type: ignore[no-untyped-def]
+    suite, out, _ = generated
+    n_calls = 0
+    for stage in (1, 2, 3):
+        for split in SPLITS:
+            for ex in _rows(out, stage, split):
+                shown = {t.name: t for t in ex.tools}
+                for msg in ex.messages[ex.meta["prompt_len"] :]:
+                    for tc in msg.get("tool_calls") or []:
+                        call = ToolCall.from_openai(tc)
+                        assert call_errors(shown, call) == [], (ex.meta["id"], call)
+                        assert suite.executor.run(call).get("error") != "UNKNOWN_TOOL"
+                        n_calls += 1
+    assert n_calls > 100
+
+
+def test_splits_are_disjoint(generated) -> None:  # type: ignore[no-untyped-def]
+    _, out, manifest = generated
+    assert manifest["overlap"] == {"templates": 0, "values": 0}
+    seen: dict[str, set[str]] = {s: set() for s in SPLITS}
+    for stage in (1, 2, 3):
+        for split in SPLITS:
+            for ex in _rows(out, stage, split):
+                seen[split].update(ex.meta["templates"])
+    assert seen["test"] and seen["train"]
+    assert not (seen["test"] & (seen["train"] | seen["val"]))
+    assert all(":h" in t for t in seen["test"])
+
+
+def test_stage_kinds_cover_the_curriculum(generated) -> None:  # type: ignore[no-untyped-def]
+    _, _, manifest = generated
+    kinds = {s: set(manifest["counts"][f"stage{s}"]["train"]["kind"]) for s in (1, 2, 3)}
+    assert {"select", "multi", "no_tool"} <= kinds[1]
+    assert {"fill", "clarify", "parallel"} <= kinds[2]
+    assert "result" in kinds[3]
+    langs = manifest["counts"]["stage1"]["train"]["lang"]
+    assert langs.get("zh", 0) > 20 and langs.get("en", 0) > 20
+
+
+def test_stage3_answers_state_the_facts(generated) -> None:  # type: ignore[no-untyped-def]
+    suite, out, _ = generated
+    for ex in _rows(out, 3, "train"):
+        answer = ex.messages[-1]["content"]
+        assert ex.expected.facts, ex.meta["id"]
+        assert all(f in answer for f in ex.expected.facts), (answer, ex.expected.facts)
+        assert suite.policy.text_violations(answer) == []
+        tool_msg = next(m for m in ex.messages if m["role"] == "tool")
+        assert json.loads(tool_msg["content"]) == suite.executor.run(ex.expected.calls[0])
+
+
+def test_rows_render_and_parse_back(generated) -> None:  # type: ignore[no-untyped-def]
+    _, out, _ = generated
+    for ex in _rows(out, 2, "val")[:30]:
+        text = render_messages(list(ex.messages), [t.to_openai() for t in ex.tools])
+        last = text.rsplit("<|im_start|>assistant\n", 1)[1].split("<|im_end|>")[0]
+        assert list(parse_assistant(last).calls) == list(ex.expected.calls) or not ex.expected.calls
+
+
+def test_rows_load_with_datasets_without_null_filling(generated) -> None:  # type: ignore[no-untyped-def]
+    import datasets
+
+    _, out, _ = generated
+    ds = datasets.load_dataset(
+        "json", data_files=str(out / "stage2" / "train.jsonl"), split="train"
+    )
+    first = Example.from_row(ds[0])
+    assert isinstance(ds[0]["tools"], str)
+    assert all(v is not None for m in first.messages for v in m.values())
+    raw = read_rows(out / "stage2" / "train.jsonl")[0]
+    assert first.to_row() == raw.to_row()
+
+
+def test_same_seed_is_byte_identical(tmp_path: Path) -> None:
+    args = ["gen", "--suite", str(REPO / "tool_schemas" / SHIPPED_SUITES[0]), "--per-stage", "40"]
+    for name in ("a", "b"):
+        res = CliRunner().invoke(cli, [*args, "--out", str(tmp_path / name), "--seed", "7"])
+        assert res.exit_code == 0, res.output
+    files = sorted(
+        p.relative_to(tmp_path / "a") for p in (tmp_path / "a").rglob("*") if p.is_file()
+    )
+    assert files
+    for rel in files:
+        assert (tmp_path / "a" / rel).read_bytes() == (tmp_path / "b" / rel).read_bytes(), rel
+    res = CliRunner().invoke(cli, [*args, "--out", str(tmp_path / "c"), "--seed", "8"])
+    assert (tmp_path / "c" / "stage1" / "train.jsonl").read_bytes() != (
+        tmp_path / "a" / "stage1" / "train.jsonl"
+    ).read_bytes()
+    assert not list(tmp_path.rglob("*.tmp")), "no temporary files are left behind"
+
+
+def test_manifest_counts_match_files(generated) -> None:  # type: ignore[no-untyped-def]
+    suite, out, manifest = generated
+    assert manifest["suite_hash"] == suite.hash and manifest["seed"] == 3
+    for stage in (1, 2, 3):
+        for split in SPLITS:
+            rows = _rows(out, stage, split)
+            c = manifest["counts"][f"stage{stage}"][split]
+            assert c["total"] == len(rows)
+            assert c["kind"] == dict(sorted(Counter(r.meta["kind"] for r in rows).items()))
+
+
+def test_sharegpt_export(tmp_path: Path) -> None:
+    res = CliRunner().invoke(
+        cli,
+        [
+            "gen",
+            "--suite",
+            str(REPO / "tool_schemas" / SHIPPED_SUITES[0]),
+            "--out",
+            str(tmp_path),
+            "--per-stage",
+            "20",
+            "--format",
+            "sharegpt",
+        ],
+    )
+    assert res.exit_code == 0, res.output
+    info = json.loads((tmp_path / "sharegpt" / "dataset_info.json").read_text())
+    entry = info["toolsft_stage1_train"]
+    assert entry["formatting"] == "sharegpt" and entry["columns"]["tools"] == "tools"
+    data = json.loads((tmp_path / "sharegpt" / entry["file_name"]).read_text())
+    roles = {t["from"] for row in data for t in row["conversations"]}
+    assert {"human", "function_call"} <= roles
+    assert isinstance(json.loads(data[0]["tools"]), list)
+
+
+def test_clarify_and_no_tool_rows_expect_no_call(generated) -> None:  # type: ignore[no-untyped-def]
+    _, out, _ = generated
+    rows = _rows(out, 1, "train") + _rows(out, 2, "train")
+    for ex in rows:
+        if ex.meta["kind"] in ("no_tool", "clarify", "confirm_ask"):
+            assert ex.expected.calls == () and not ex.messages[-1].get("tool_calls")
+            assert ex.messages[-1]["content"]
