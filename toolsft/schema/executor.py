@@ -41,10 +41,23 @@ def call_seed(call: ToolCall) -> int:
 class Executor:
     """Runs calls on a suite's declarative mocks. `specs` maps tool name -> its `result` block."""
 
-    def __init__(self, specs: Mapping[str, Mapping[str, Any]]) -> None:
+    def __init__(self, specs: Mapping[str, Mapping[str, Any]], cache_size: int = 4096) -> None:
         self._specs = dict(specs)
+        self._cache: dict[str, dict[str, Any]] = {}
+        self._cache_size = cache_size
 
     def run(self, call: ToolCall) -> dict[str, Any]:
+        """The result of `call`. Results are cached and shared: treat them as read-only."""
+        key = json.dumps([call.name, call.arguments], sort_keys=True, ensure_ascii=False)
+        hit = self._cache.get(key)
+        if hit is None:
+            hit = self._run(call)
+            if len(self._cache) >= self._cache_size:
+                self._cache.clear()
+            self._cache[key] = hit
+        return hit
+
+    def _run(self, call: ToolCall) -> dict[str, Any]:
         spec = self._specs.get(call.name)
         if spec is None:
             return {"error": "UNKNOWN_TOOL", "message": f"no tool named {call.name}"}
