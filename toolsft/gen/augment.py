@@ -64,11 +64,9 @@ def maybe_paraphrase(text: str, ctx: Context, p: float, augs: list[str]) -> str:
     if ctx.lang == "en" and pre and text[:1].isupper() and not text[:2].isupper():
         text = text[0].lower() + text[1:]
     if post:
-        text = (
-            text.rstrip("。.?？!！")
-            + ("?" if text.rstrip().endswith(("?", "？")) and ctx.lang == "en" else "")
-            + post
-        )
+        text = text.rstrip("。.?？!！，, ") + _end_mark(text, ctx.lang) + post.lstrip("，")
+        if ctx.lang == "zh":
+            text = text.replace("。，", "，")
     augs.append("paraphrase:wrap")
     return pre + text
 
@@ -84,3 +82,11 @@ def maybe_context(suite: Suite, ctx: Context, p: float, augs: list[str]) -> list
         {"role": "user", "content": str(pair["user"])},
         {"role": "assistant", "content": str(pair["assistant"])},
     ]
+
+
+def _end_mark(text: str, lang: str) -> str:
+    """Keep a question a question when a closing phrase is appended."""
+    stripped = text.rstrip()
+    if lang == "en":
+        return "?" if stripped.endswith("?") else "."
+    return "？" if stripped.endswith(("?", "？")) else "，"

@@ -202,6 +202,10 @@ def _multi(suite: Suite, ctx: Context, cfg: StageConfig) -> Draft:
 def _parallel(suite: Suite, ctx: Context, cfg: StageConfig) -> Draft:
     first = _utter(suite, ctx)
     second = _utter(suite, ctx, tool=first.tool)
+    for _ in range(3):  # two phrasings read more naturally than one template said twice
+        if second.template_id != first.template_id:
+            break
+        second = _utter(suite, ctx, tool=first.tool)
     if second.call == first.call:
         raise Skip("parallel_duplicate")
     text = _join(suite, ctx, first.text, second.text)
