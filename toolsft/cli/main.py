@@ -10,7 +10,7 @@ import click
 # name -> "module:attribute"; each module holds one thin click command.
 COMMANDS: dict[str, str] = {
     "gen": "toolsft.cli.gen:gen",
-    "export-bfcl": "toolsft.cli.gen:export_bfcl",
+    "export-bfcl": "toolsft.cli.bfcl:export_bfcl",
     "train": "toolsft.cli.train:train",
     "export": "toolsft.cli.train:export",
     "eval": "toolsft.cli.eval:eval_cmd",

@@ -1,0 +1,398 @@
+"""A pure re-implementation of BFCL's AST checker (Python language, non-live categories).
+
+Why not depend on `bfcl-eval`: it pulls in every model SDK and needs its own folder layout.
+Why re-implement instead of approximating: a BFCL number is only comparable with the
+leaderboard when the rules are the leaderboard's, quirks included. This module mirrors
+`bfcl_eval/eval_checker/ast_eval/ast_checker.py` (gorilla repo) and the relevance runner of
+`eval_runner.py`, rule for rule, with the same `error_type` strings. Known, deliberate
+differences (each only reachable on data BFCL itself would crash on, except the first):
+
+* non-parallel categories look the function doc up by the gold call's name; BFCL's `simple`
+  checker takes the first doc. BFCL's simple data always lists the gold function first, and
+  toolsft's exported single-call categories carry many tools, so this keeps both right.
+* a doc type outside BFCL's dialect raises `BfclDocError` (BFCL: KeyError); the JSON-Schema
+  spellings `object` and `number` are accepted as `dict` and `float`.
+* an array doc without `items` skips the nested type check (BFCL: KeyError).
+* a gold name missing from the docs raises `BfclDocError` (BFCL: TypeError).
+* a non-dict element where a list of dicts is expected fails with `value_error:dict_key`
+  (BFCL: AttributeError).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from toolsft.types import ToolCall
+
+PYTHON_TYPES: dict[str, type] = {
+    "string": str,
+    "integer": int,
+    "float": float,
+    "boolean": bool,
+    "array": list,
+    "tuple": list,
+    "dict": dict,
+    "any": str,
+}
+"""BFCL's dialect -> the Python type a decoded value must have (exactly: bool is not int)."""
+
+_ALIASES = {"number": "float", "object": "dict"}
+_NESTED = ("array", "tuple")
+_STRIP = re.compile(r"[ ,./\-_*^]")
+
+
+class BfclDocError(ValueError):
+    """The function docs or the answers are malformed (a data bug, not a model error)."""
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """The outcome of checking one prediction; `error_type` uses BFCL's strings."""
+
+    valid: bool
+    error_type: str | None = None
+    error: str = ""
+
+
+OK = Verdict(True)
+
+
+def _fail(error_type: str, error: str) -> Verdict:
+    return Verdict(False, error_type, error)
+
+
+def checker_kind(category: str) -> str:
+    """Which checker BFCL runs for a category; it dispatches on substrings, so do we."""
+    if "irrelevance" in category:
+        return "irrelevance"
+    if "relevance" in category:
+        return "relevance"
+    if "parallel" in category:
+        return "parallel"
+    if "multiple" in category:
+        return "multiple"
+    return "simple"
+
+
+def standardize(text: str) -> str:
+    """BFCL's string normal form: drop spaces and `,./-_*^`, lower-case, ' -> "."""
+    return _STRIP.sub("", text).lower().replace("'", '"')
+
+
+def check(
+    category: str,
+    func_docs: Sequence[Mapping[str, Any]],
+    calls: Sequence[ToolCall],
+    ground_truth: Sequence[Mapping[str, Mapping[str, list[Any]]]] | None,
+) -> Verdict:
+    """Check one prediction (`calls`, empty for no call) against BFCL docs and answers.
+
+    `func_docs` are BFCL-dialect function docs, `ground_truth` the entry's `ground_truth`
+    list (`[{name: {param: [acceptable values]}}]`); unused for (ir)relevance categories.
+    """
+    kind = checker_kind(category)
+    if kind == "irrelevance":
+        if calls:
+            return _fail(
+                "irrelevance_error:decoder_success",
+                f"Valid syntax. Successfully decoded {len(calls)} call(s) when it should not.",
+            )
+        return OK
+    if kind == "relevance":
+        if calls:
+            return OK
+        return _fail("relevance_error:decoder_failed", "No function call decoded.")
+    bad = _format_error(calls)
+    if bad:
+        return _fail("ast_decoder:decoder_wrong_output_format", bad)
+    if ground_truth is None:
+        raise BfclDocError(f"category {category!r} needs ground truth, got none")
+    if kind == "parallel":
+        return _parallel_no_order(func_docs, calls, ground_truth)
+    checker = "multiple_function_checker" if kind == "multiple" else "simple_function_checker"
+    want = 1 if kind == "simple" else len(ground_truth)  # BFCL: simple wants exactly one
+    if len(calls) != want:
+        return _fail(f"{checker}:wrong_count", "Wrong number of functions.")
+    if not ground_truth:  # BFCL would index out of range; zero expected calls, zero made.
+        return OK
+    answer = ground_truth[0]
+    doc = _find_doc(func_docs, _answer_name(answer))
+    if doc is None and kind == "simple" and func_docs:
+        doc = func_docs[0]
+    if doc is None:
+        raise BfclDocError(f"no function doc named {_answer_name(answer)!r}")
+    return check_call(doc, calls[0], answer)
+
+
+def check_call(
+    doc: Mapping[str, Any], call: ToolCall, answer: Mapping[str, Mapping[str, list[Any]]]
+) -> Verdict:
+    """BFCL's `simple_function_checker`: one call against one doc and one gold answer."""
+    expected = _answer_params(answer)
+    params = doc.get("parameters", {})
+    props: Mapping[str, Any] = params.get("properties", {})
+    if call.name != doc["name"]:
+        return _fail(
+            "simple_function_checker:wrong_func_name",
+            f"Function name {doc['name']!r} not found in model output (got {call.name!r}).",
+        )
+    args = call.arguments
+    for param in params.get("required", []):
+        if param not in args:
+            return _fail(
+                "simple_function_checker:missing_required",
+                f"Missing required parameter: {param!r}.",
+            )
+    for param, value in args.items():
+        if param not in props or param not in expected:
+            return _fail(
+                "simple_function_checker:unexpected_param",
+                f"Unexpected parameter: {param!r}.",
+            )
+        verdict = _check_param(param, value, props[param], expected[param])
+        if not verdict.valid:
+            return verdict
+    for param, acceptable in expected.items():
+        if param not in args and "" not in acceptable:
+            return _fail(
+                "simple_function_checker:missing_optional",
+                f"Optional parameter {param!r} not provided and not marked as optional.",
+            )
+    return OK
+
+
+def _format_error(calls: Sequence[ToolCall]) -> str:
+    """What BFCL's `is_function_calling_format_output` would reject, or ''."""
+    for i, call in enumerate(calls):
+        if not isinstance(call.name, str) or not isinstance(call.arguments, Mapping):
+            return f"call {i} is not a name with an arguments object: {call!r}"
+    return ""
+
+
+def _answer_name(answer: Mapping[str, Any]) -> str:
+    if len(answer) != 1:
+        raise BfclDocError(f"a ground-truth call must have exactly one name, got {list(answer)}")
+    return next(iter(answer))
+
+
+def _answer_params(answer: Mapping[str, Any]) -> Mapping[str, list[Any]]:
+    params = answer[_answer_name(answer)]
+    if not isinstance(params, Mapping):
+        raise BfclDocError(f"ground-truth arguments must be an object, got {params!r}")
+    return params
+
+
+def _find_doc(func_docs: Sequence[Mapping[str, Any]], name: str) -> Mapping[str, Any] | None:
+    return next((d for d in func_docs if d.get("name") == name), None)
+
+
+def _parallel_no_order(
+    func_docs: Sequence[Mapping[str, Any]],
+    calls: Sequence[ToolCall],
+    ground_truth: Sequence[Mapping[str, Mapping[str, list[Any]]]],
+) -> Verdict:
+    """Greedy matching, as BFCL does it: each gold call takes the first unmatched call that
+    passes. (Greedy, not bipartite: BFCL can reject an order a perfect matcher would accept.)"""
+    if len(calls) != len(ground_truth):
+        return _fail("parallel_function_checker_no_order:wrong_count", "Wrong number of functions.")
+    matched: set[int] = set()
+    for i, answer in enumerate(ground_truth):
+        name = _answer_name(answer)
+        doc = _find_doc(func_docs, name)
+        if doc is None:
+            raise BfclDocError(f"no function doc named {name!r}")
+        errors: list[str] = []
+        for j, call in enumerate(calls):
+            if j in matched:
+                continue
+            verdict = check_call(doc, call, answer)
+            if verdict.valid:
+                matched.add(j)
+                break
+            errors.append(f"call {j}: {verdict.error_type}: {verdict.error}")
+        else:
+            return _fail(
+                "parallel_function_checker_no_order:cannot_find_match",
+                f"Could not find a matching call for gold call {i} ({name}). " + " | ".join(errors),
+            )
+    return OK
+
+
+def _canonical(type_name: Any) -> Any:
+    return _ALIASES.get(type_name, type_name) if isinstance(type_name, str) else type_name
+
+
+def _python_type(type_name: Any, param: str) -> type:
+    name = _canonical(type_name)
+    if not isinstance(name, str) or name not in PYTHON_TYPES:
+        raise BfclDocError(f"parameter {param!r}: unknown BFCL type {type_name!r}")
+    return PYTHON_TYPES[name]
+
+
+def _check_param(
+    param: str, value: Any, schema: Mapping[str, Any], acceptable: list[Any]
+) -> Verdict:
+    """Type, then value, of one emitted parameter (BFCL's Python branch)."""
+    type_name = _canonical(schema.get("type"))
+    expected = _python_type(type_name, param)
+    nested: type | None = None
+    items = schema.get("items")
+    if type_name in _NESTED and isinstance(items, Mapping) and "type" in items:
+        nested = _python_type(items["type"], param)
+    if type_name == "float" and type(value) is int:
+        value = float(value)  # BFCL lets Python widen int to float, and only that.
+    verdict, is_variable = _type_check(param, value, acceptable, type_name, expected, nested)
+    if not verdict.valid:
+        return verdict
+    if not is_variable:
+        if expected is dict:
+            return _dict_check(param, value, acceptable)
+        if expected is list and nested is dict:
+            return _list_dict_check(param, value, acceptable)
+        if expected is str:
+            return _string_check(param, value, acceptable)
+        if expected is list:
+            return _list_check(param, value, acceptable)
+    if value not in acceptable:
+        return _fail(
+            "value_error:others",
+            f"Invalid value for parameter {param!r}: {value!r}. Expected one of {acceptable}.",
+        )
+    return OK
+
+
+def _type_check(
+    param: str,
+    value: Any,
+    acceptable: list[Any],
+    type_name: str,
+    expected: type,
+    nested: type | None,
+) -> tuple[Verdict, bool]:
+    """BFCL's `type_checker`: returns (verdict, is_variable).
+
+    "Variable" is BFCL's word for a gold value whose type differs from the doc's (e.g. a
+    string naming a variable): then a value of the gold value's type is accepted and compared
+    by plain equality instead of the string/list/dict rules.
+    """
+    answer_type = next((type(a) for a in acceptable if a != ""), None)
+    is_variable = answer_type is not None and answer_type is not expected
+    nested_failed = False
+    if type(value) is expected:
+        if nested is None:
+            return OK, is_variable
+        for item in acceptable:
+            # A non-list acceptable value (e.g. "") satisfies the nested check, as in BFCL.
+            if not isinstance(item, list) or all(
+                _type_check(param, v, item, nested.__name__, nested, None)[0].valid for v in value
+            ):
+                return OK, is_variable
+        nested_failed = True
+    if answer_type is not None and type(value) is answer_type:
+        if nested_failed:
+            return _nested_error(param, value, type_name, nested), True
+        return OK, True
+    return (
+        _fail(
+            "type_error:simple",
+            f"Incorrect type for parameter {param!r}. Expected type {type_name}, "
+            f"got {type(value).__name__}. Parameter value: {value!r}.",
+        ),
+        False,
+    )
+
+
+def _nested_error(param: str, value: Any, type_name: str, nested: type | None) -> Verdict:
+    inner = nested.__name__ if nested else "?"
+    return _fail(
+        "type_error:nested",
+        f"Nested type checking failed for parameter {param!r}. Expected outer type "
+        f"{type_name} with inner type {inner}. Parameter value: {value!r}.",
+    )
+
+
+def _std(value: Any) -> Any:
+    return standardize(value) if type(value) is str else value
+
+
+def _string_check(param: str, value: str, acceptable: list[Any]) -> Verdict:
+    if standardize(value) in [standardize(a) for a in acceptable if type(a) is str]:
+        return OK
+    return _fail(
+        "value_error:string",
+        f"Invalid value for parameter {param!r}: {value!r}. "
+        f"Expected one of {acceptable}. Case insensitive.",
+    )
+
+
+def _list_check(param: str, value: list[Any], acceptable: list[Any]) -> Verdict:
+    """Element by element, top-level strings standardized; a "" answer reads as []."""
+    got = [_std(v) for v in value]
+    options = [[_std(v) for v in a] for a in acceptable if isinstance(a, list | str)]
+    if got in options:
+        return OK
+    return _fail(
+        "value_error:list/tuple",
+        f"Invalid value for parameter {param!r}: {value!r}. Expected one of {acceptable}.",
+    )
+
+
+def _dict_check(param: str, value: Any, acceptable: list[Any]) -> Verdict:
+    """One level deep: every key known with an acceptable value, every needed key present.
+    The verdict of the last candidate answer is reported, as BFCL does."""
+    verdict = _fail("dict_checker:unclear", f"No acceptable value for {param!r}.")
+    if not isinstance(value, Mapping):
+        return _fail("value_error:dict_key", f"{param!r}: {value!r} is not an object.")
+    for answer in acceptable:
+        if answer == "":
+            continue
+        if not isinstance(answer, Mapping):
+            verdict = _fail("dict_checker:unclear", f"{param!r}: bad answer {answer!r}")
+            continue
+        verdict = _dict_against(value, answer)
+        if verdict.valid:
+            return OK
+    return verdict
+
+
+def _dict_against(value: Mapping[str, Any], answer: Mapping[str, list[Any]]) -> Verdict:
+    error: Verdict | None = None
+    for key, item in value.items():
+        if key not in answer:
+            error = Verdict(
+                False, "value_error:dict_key", f"Unexpected dict key parameter: '{key}'."
+            )
+            break
+        options = [_std(a) for a in answer[key]]
+        if _std(item) not in options:
+            error = _fail(
+                "value_error:dict_value",
+                f"Invalid value for parameter {key!r}: {item!r}. Expected one of {options}.",
+            )
+            break
+    # BFCL runs the missing-key pass even after a failure, and its error_type then wins.
+    for key, options in answer.items():
+        if key not in value and "" not in options:
+            return _fail("value_error:dict_key", f"Missing dict key parameter: '{key}'.")
+    return error or OK
+
+
+def _list_dict_check(param: str, value: list[Any], acceptable: list[Any]) -> Verdict:
+    """A list of dicts against candidate lists, position by position."""
+    verdict = _fail("list_dict_checker:unclear", f"No acceptable value for {param!r}.")
+    for answer in acceptable:
+        if not isinstance(answer, list | str) or len(value) != len(answer):
+            verdict = Verdict(
+                False, "value_error:list_dict_count", "Wrong number of dictionaries in the list."
+            )
+            continue
+        for item, item_answer in zip(value, answer, strict=True):
+            verdict = _dict_check(param, item, [item_answer])
+            if not verdict.valid:
+                break
+        else:
+            return OK
+    return verdict
