@@ -112,3 +112,11 @@ def test_cli_fails_and_writes_nothing(tmp_path: Path) -> None:
     assert res.exit_code != 0
     assert "suite.yaml" in res.output and "$.policy.nope" in res.output
     assert not out.exists()
+
+
+def test_bare_yes_key_is_caught(tmp_path: Path) -> None:
+    def mutate(d):  # type: ignore[no-untyped-def]
+        d["suite.yaml"]["policy"]["confirmation"] = {"ask": {"en": "Sure?"}, True: {"en": ["yes"]}}
+
+    err = _error(tmp_path, mutate)
+    assert err.path == "$.policy.confirmation" and '"yes"' in err.message
