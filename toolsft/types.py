@@ -17,9 +17,13 @@ STAGES = (1, 2, 3)
 SPLITS = ("train", "val", "test")
 
 
+_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(", ", ": "), sort_keys=False)
+
+
 def dumps(obj: Any) -> str:
     """Canonical compact JSON used everywhere a string form is stored or hashed."""
-    return json.dumps(obj, ensure_ascii=False, separators=(", ", ": "), sort_keys=False)
+    # One encoder for the process: `json.dumps` with options builds a new one per call.
+    return _ENCODER.encode(obj)
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,7 @@ from toolsft.types import ToolCall
 
 _OPEN, _CLOSE = "<tool_call>", "</tool_call>"
 _END_TOKENS = ("<|im_end|>", "<|endoftext|>", "</s>")
+_FENCE = re.compile(r"^```(?:json)?\s*|\s*```$")
 
 
 @dataclass(frozen=True)
@@ -57,7 +58,7 @@ def parse_assistant(text: Any) -> Parsed:
 
 def _parse_call_body(body: str) -> tuple[ToolCall | None, str | None]:
     body = body.strip()
-    body = re.sub(r"^```(?:json)?\s*|\s*```$", "", body)
+    body = _FENCE.sub("", body)
     try:
         obj = json.loads(body)
     except (json.JSONDecodeError, RecursionError, ValueError) as exc:

@@ -5,9 +5,12 @@ from __future__ import annotations
 import random
 import re
 from collections.abc import Mapping
+from functools import lru_cache
 from typing import Any
 
 from toolsft.schema.suite import Suite
+
+_FIELD = re.compile(r"\{([\w.]+)\}")
 
 
 def display(gen_answer: Mapping[str, Any], field: str, value: Any, lang: str) -> str:
@@ -42,22 +45,35 @@ def render_answer(
 ) -> str | None:
     """One answer from the tool's answer templates (error templates for error results)."""
     ans = suite.gen[tool].answer
-    if "error" in result:
-        options = list(((ans.get("error") or {}).get(lang)) or [])
-    else:
-        options = list(ans.get(lang) or [])
+    table = (ans.get("error") or {}) if "error" in result else ans
+    options = table.get(lang) or []
     if not options:
         return None
-    text = rng.choice(options)
-    values = {**{k: v for k, v in args.items()}, **result}
-    return re.sub(
-        r"\{([\w.]+)\}",
-        lambda m: display(ans, m.group(1), _get(values, m.group(1)), lang),
-        text,
+    values = {**args, **result}
+    return "".join(
+        [
+            text if name is None else display(ans, name, _get(values, name), lang)
+            for text, name in _parts(rng.choice(options))
+        ]
     )
 
 
+@lru_cache(maxsize=4096)
+def _parts(text: str) -> tuple[tuple[str, str | None], ...]:
+    """A template split once into (literal, None) and ("", field) parts."""
+    out: list[tuple[str, str | None]] = []
+    pos = 0
+    for m in _FIELD.finditer(text):
+        out.append((text[pos : m.start()], None))
+        out.append(("", m.group(1)))
+        pos = m.end()
+    out.append((text[pos:], None))
+    return tuple(out)
+
+
 def _get(values: Mapping[str, Any], path: str) -> Any:
+    if "." not in path:
+        return values.get(path, "")
     cur: Any = values
     for part in path.split("."):
         cur = cur.get(part, "") if isinstance(cur, Mapping) else ""

@@ -61,8 +61,8 @@ def maybe_paraphrase(text: str, ctx: Context, p: float, augs: list[str]) -> str:
     if ctx.rng.random() >= p:
         return text
     pre, post = ctx.rng.choice(WRAPPERS[ctx.lang])
-    if ctx.lang == "en" and pre and text[:1].isupper() and not text[:2].isupper():
-        text = text[0].lower() + text[1:]
+    if ctx.lang == "en" and pre:
+        text = lower_first(text)
     if post:
         text = text.rstrip("。.?？!！，, ") + _end_mark(text, ctx.lang) + post.lstrip("，")
         if ctx.lang == "zh":
@@ -90,3 +90,58 @@ def _end_mark(text: str, lang: str) -> str:
     if lang == "en":
         return "?" if stripped.endswith("?") else "."
     return "？" if stripped.endswith(("?", "？")) else "，"
+
+
+# Sentence openers that may be lowercased mid-sentence; names and "I" never are.
+_OPENERS = frozenset(
+    [
+        "can",
+        "could",
+        "would",
+        "will",
+        "please",
+        "what",
+        "what's",
+        "where",
+        "where's",
+        "when",
+        "how",
+        "how's",
+        "is",
+        "are",
+        "do",
+        "does",
+        "did",
+        "check",
+        "find",
+        "show",
+        "tell",
+        "book",
+        "search",
+        "get",
+        "look",
+        "give",
+        "help",
+        "cancel",
+        "convert",
+        "any",
+        "any's",
+        "my",
+        "i'd-not",
+        "the",
+        "a",
+        "an",
+        "which",
+        "who",
+        "is",
+        "there",
+    ]
+)
+
+
+def lower_first(text: str) -> str:
+    """Lowercase the first word when it is a common opener ("Where is..." -> "where is...")."""
+    first = text.split(" ", 1)[0]
+    if first.lower().rstrip(",?") in _OPENERS and first[:1].isupper():
+        return text[0].lower() + text[1:]
+    return text

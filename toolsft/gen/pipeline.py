@@ -14,8 +14,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from toolsft import __version__
+from toolsft.gen.plan import plan_for
 from toolsft.gen.sample import Context
-from toolsft.gen.stages import Draft, Skip, StageConfig, build, kind_weights, pick_kind
+from toolsft.gen.stages import Draft, Skip, StageConfig, build, pick_suite_kind
 from toolsft.gen.verify import verify
 from toolsft.schema.suite import Suite
 from toolsft.types import Example, ToolSpec
@@ -92,6 +93,33 @@ def generate(
     return result
 
 
+def row_rng(seed: int, stage: int, split: str, i: int, attempt: int) -> random.Random:
+    """The RNG of one attempt at one row. A str seed is hashed with SHA-512, never `hash()`,
+    so it is the same in every process and on every platform. (Seeding the Mersenne Twister
+    costs ~4 us whatever the seed; hashing the key to an int first saves nothing.)"""
+    return random.Random(f"{seed}|{stage}|{split}|{i}|{attempt}")
+
+
+def draft_row(
+    suite: Suite,
+    cfg: GenConfig,
+    scfg: StageConfig,
+    stage: int,
+    split: str,
+    i: int,
+    attempt: int,
+    lo: dt.date,
+    span: int,
+) -> Draft:
+    """One attempt at row `i` (unverified): "today" is `lo` plus up to `span` days.
+    Raises `Skip` when this attempt cannot be built."""
+    rng = row_rng(cfg.seed, stage, split, i, attempt)
+    lang = cfg.langs[i % len(cfg.langs)] if attempt == 0 else rng.choice(cfg.langs)
+    today = lo + dt.timedelta(days=rng.randint(0, span))
+    ctx = Context(lang, split == "test", today, rng, scfg.noise)
+    return build(suite, stage, pick_suite_kind(suite, stage, rng), ctx, scfg)
+
+
 def _one_row(
     suite: Suite,
     cfg: GenConfig,
@@ -104,13 +132,8 @@ def _one_row(
     result: GenResult,
 ) -> Example | None:
     for attempt in range(cfg.max_attempts):
-        rng = random.Random(f"{cfg.seed}|{stage}|{split}|{i}|{attempt}")
-        lang = cfg.langs[i % len(cfg.langs)] if attempt == 0 else rng.choice(cfg.langs)
-        today = lo + dt.timedelta(days=rng.randint(0, (hi - lo).days))
-        ctx = Context(lang, split == "test", today, rng, scfg.noise)
-        kind = pick_kind(stage, rng, kind_weights(suite, stage))
         try:
-            draft = build(suite, stage, kind, ctx, scfg)
+            draft = draft_row(suite, cfg, scfg, stage, split, i, attempt, lo, (hi - lo).days)
         except Skip as skip:
             result.rejections[skip.reason] += 1
             continue
@@ -152,7 +175,8 @@ def to_example(suite: Suite, draft: Draft, split: str, row_id: str) -> Example:
         "prompt_len": draft.prompt_len,
         "expected": draft.expected.to_json(),
     }
-    tools: tuple[ToolSpec, ...] = tuple(suite.tool(n) for n in draft.shown)
+    specs = plan_for(suite).specs
+    tools: tuple[ToolSpec, ...] = tuple([specs[n] for n in draft.shown])
     return Example(tuple(draft.messages), tools, meta)
 
 

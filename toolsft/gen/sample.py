@@ -2,6 +2,8 @@
 
 `SlotSampler` knows one tool's schema and slot settings; it returns each slot's value (what
 goes in the call) and surface (what goes in the utterance) plus the augmentations used.
+Each slot is resolved once (its schema, settings, pool entries and how each is said) into a
+`_Slot`; drawing a value is then a dispatch on its kind and one or two RNG draws.
 """
 
 from __future__ import annotations
@@ -14,10 +16,13 @@ from typing import Any
 
 from toolsft.gen.words import say_date, say_number
 from toolsft.schema.checks import param_schema
-from toolsft.schema.executor import sample_code
+from toolsft.schema.executor import code_parts
 from toolsft.schema.pools import entry_aliases, entry_say, entry_value, resolve_pool
 
 JOIN = {"zh": ("、", "和"), "en": (", ", " and ")}
+
+Entry = tuple[Any, str, tuple[str, ...]]
+"""A pool entry in one language: (value, surface, aliases)."""
 
 
 @dataclass
@@ -30,6 +35,8 @@ class Draw:
     """Pool values used (the test split must use none that train used)."""
     augmentations: list[str] = field(default_factory=list)
     aliases: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    used: dict[int, list[Any]] = field(default_factory=dict)
+    """Values drawn so far per pool: one request never says the same city (or product) twice."""
 
 
 @dataclass(frozen=True)
@@ -41,11 +48,27 @@ class Context:
     noise: float = 0.0
 
 
+@dataclass
+class _Slot:
+    """One slot, resolved: `kind` picks the sampler; the rest is what that sampler needs."""
+
+    kind: str
+    schema: Mapping[str, Any]
+    cfg: Mapping[str, Any]
+    pool: Mapping[str, Any] | None
+    entries: dict[tuple[str, bool], tuple[Entry, ...]] = field(default_factory=dict)
+    said: dict[str, tuple[tuple[Any, str], ...]] = field(default_factory=dict)
+    """enum/boolean: per language, each value with how it is said."""
+    item: _Slot | None = None
+    """array of scalars: the items' slot."""
+
+
 class SlotSampler:
     def __init__(
         self, parameters: Mapping[str, Any], slots: Mapping[str, Any], pools: Mapping[str, Any]
     ) -> None:
         self.parameters, self.slots, self.pools = parameters, slots, pools
+        self._resolved: dict[str, _Slot] = {}
 
     def draw(self, slot_names: list[str], ctx: Context) -> Draw:
         draw = Draw()
@@ -56,66 +79,71 @@ class SlotSampler:
         return draw
 
     def sample(self, slot: str, ctx: Context, draw: Draw) -> tuple[Any, str]:
-        schema = param_schema(self.parameters, slot) or {}
-        cfg = self.slots.get(slot, {})
-        pool = resolve_pool(cfg, self.pools)
-        if schema.get("type") == "array":
-            return self._array(slot, schema, cfg, pool, ctx, draw)
-        if pool is not None:
-            return self._from_pool(slot, pool, ctx, draw)
-        return self._scalar(slot, schema, cfg if isinstance(cfg, Mapping) else {}, ctx, draw)
+        s = self._resolved.get(slot) or self._resolve(slot)
+        if s.kind == "array":
+            return self._array(slot, s, ctx, draw)
+        if s.kind == "pool":
+            return self._from_pool(s, ctx, draw)
+        return self._scalar(s, ctx, draw)
+
+    def _resolve(self, slot: str) -> _Slot:
+        raw = self.slots.get(slot, {})
+        s = self._resolved[slot] = _make_slot(
+            param_schema(self.parameters, slot) or {}, raw, resolve_pool(raw, self.pools)
+        )
+        return s
+
+    def _entries(self, s: _Slot, ctx: Context) -> tuple[Entry, ...]:
+        key = (ctx.lang, ctx.holdout)
+        hit = s.entries.get(key)
+        if hit is None:
+            assert s.pool is not None
+            raw = (s.pool.get("holdout") or s.pool["values"]) if ctx.holdout else s.pool["values"]
+            hit = s.entries[key] = tuple(
+                (entry_value(e, ctx.lang), entry_say(e, ctx.lang), entry_aliases(e)) for e in raw
+            )
+        return hit
 
     def _from_pool(
-        self,
-        slot: str,
-        pool: Mapping[str, Any],
-        ctx: Context,
-        draw: Draw,
-        exclude: tuple[Any, ...] = (),
+        self, s: _Slot, ctx: Context, draw: Draw, exclude: list[Any] | None = None
     ) -> tuple[Any, str]:
-        entries = (
-            list(pool.get("holdout") or pool["values"]) if ctx.holdout else list(pool["values"])
-        )
-        choices = [e for e in entries if entry_value(e, ctx.lang) not in exclude] or entries
-        entry = ctx.rng.choice(choices)
-        value, surface = entry_value(entry, ctx.lang), entry_say(entry, ctx.lang)
+        entries = self._entries(s, ctx)
+        used = draw.used.setdefault(id(s.pool), [])
+        avoid = used + list(exclude or ())
+        if avoid:
+            entries = tuple(e for e in entries if e[0] not in avoid) or entries
+        value, surface, aliases = ctx.rng.choice(entries)
+        used.append(value)
         draw.entities.append(str(value))
-        aliases = entry_aliases(entry)
         if aliases and ctx.rng.random() < ctx.noise:
             surface = ctx.rng.choice(aliases)
             draw.augmentations.append("noise:alias")
         return value, surface
 
-    def _scalar(
-        self, slot: str, schema: Mapping[str, Any], cfg: Mapping[str, Any], ctx: Context, draw: Draw
-    ) -> tuple[Any, str]:
-        rng, lang = ctx.rng, ctx.lang
-        kind = schema.get("type")
-        if "enum" in schema:
-            value = rng.choice(list(schema["enum"]))
-            return value, _say_map(cfg, value, lang)
-        if kind == "boolean":
-            value = rng.random() < 0.5
-            return value, _say_map(cfg, value, lang)
-        if schema.get("format") == "date":
-            return self._date(cfg, ctx, draw)
-        if kind in ("integer", "number"):
-            return self._number(schema, cfg, ctx, draw)
-        if "pattern" in cfg or "pattern" in schema:
-            value = sample_code(str(cfg.get("pattern", schema.get("pattern"))), rng)
+    def _scalar(self, s: _Slot, ctx: Context, draw: Draw) -> tuple[Any, str]:
+        kind, rng = s.kind, ctx.rng
+        if kind in ("enum", "boolean"):
+            return rng.choice(s.said[ctx.lang])
+        if kind == "date":
+            return self._date(s.cfg, ctx, draw)
+        if kind == "number":
+            return self._number(s.schema, s.cfg, ctx, draw)
+        if kind == "code":
+            value = _code(str(s.cfg.get("pattern", s.schema.get("pattern"))), rng)
             draw.entities.append(value)
             return value, value
-        examples = schema.get("examples") or ([schema["default"]] if "default" in schema else [])
-        if examples:
-            value = rng.choice(list(examples))
+        if kind == "example":
+            schema = s.schema
+            value = rng.choice(list(schema.get("examples") or [schema.get("default")]))
             return value, str(value)
-        value = sample_code("[a-z]{6}", rng)
+        value = _code("[a-z]{6}", rng)
         return value, value
 
     def _date(self, cfg: Mapping[str, Any], ctx: Context, draw: Draw) -> tuple[str, str]:
-        offset = ctx.rng.randint(0, 13) if cfg.get("relative", True) else ctx.rng.randint(1, 60)
+        relative = cfg.get("relative", True)
+        offset = ctx.rng.randint(0, 13) if relative else ctx.rng.randint(1, 60)
         target = ctx.today + dt.timedelta(days=offset)
-        if cfg.get("relative", True):
+        if relative:
             surface, aug = say_date(target, ctx.today, ctx.lang, ctx.rng)
         else:
             surface, aug = target.isoformat(), "date:iso"
@@ -142,33 +170,26 @@ class SlotSampler:
             value = int(value)
         return value, f"{value:g}" if decimals else str(value)
 
-    def _array(
-        self,
-        slot: str,
-        schema: Mapping[str, Any],
-        cfg: Any,
-        pool: Mapping | None,
-        ctx: Context,
-        draw: Draw,
-    ) -> tuple[list[Any], str]:
-        items = schema.get("items") or {}
-        lo = max(1, int(schema.get("minItems", 1)))
-        hi = min(3, int(schema.get("maxItems", 3)))
+    def _array(self, slot: str, s: _Slot, ctx: Context, draw: Draw) -> tuple[list[Any], str]:
+        items = s.schema.get("items") or {}
+        lo = max(1, int(s.schema.get("minItems", 1)))
+        hi = min(3, int(s.schema.get("maxItems", 3)))
         n = ctx.rng.randint(lo, max(lo, hi))
         values: list[Any] = []
         surfaces: list[str] = []
-        item_cfg = cfg.get("item") if isinstance(cfg, Mapping) else None
+        item_cfg = s.cfg.get("item")
         for _ in range(n):
-            if pool is not None:
-                v, s = self._from_pool(slot, pool, ctx, draw, exclude=tuple(values))
+            if s.pool is not None:
+                v, said = self._from_pool(s, ctx, draw, exclude=values)
             elif items.get("type") == "object" and item_cfg:
-                v, s = self._object_item(slot, items, item_cfg, ctx, draw)
+                v, said = self._object_item(slot, items, item_cfg, ctx, draw)
             else:
-                v, s = self._scalar(slot, items, {}, ctx, draw)
+                assert s.item is not None  # every array slot has one
+                v, said = self._scalar(s.item, ctx, draw)
             if v in values:
                 continue
             values.append(v)
-            surfaces.append(s)
+            surfaces.append(said)
         return values, join_words(surfaces, ctx.lang)
 
     def _object_item(
@@ -180,15 +201,57 @@ class SlotSampler:
         draw: Draw,
     ) -> tuple[dict[str, Any], str]:
         obj: dict[str, Any] = {}
-        said: dict[str, str] = {}
-        for name in items.get("properties", {}):
-            if name not in items.get("required", []) and f"{{{name}}}" not in item_cfg[ctx.lang]:
-                continue
-            obj[name], said[name] = self.sample(f"{slot}.{name}", ctx, draw)
         text = item_cfg[ctx.lang]
-        for name, s in said.items():
-            text = text.replace(f"{{{name}}}", s)
+        required = items.get("required", [])
+        for name in items.get("properties", {}):
+            mark = "{" + name + "}"
+            if name not in required and mark not in item_cfg[ctx.lang]:
+                continue
+            obj[name], said = self.sample(f"{slot}.{name}", ctx, draw)
+            text = text.replace(mark, said)
         return obj, text
+
+
+def _make_slot(schema: Mapping[str, Any], raw: Any, pool: Mapping[str, Any] | None) -> _Slot:
+    cfg = raw if isinstance(raw, Mapping) else {}
+    if schema.get("type") == "array":
+        s = _Slot("array", schema, cfg, pool)
+        s.item = _make_slot(schema.get("items") or {}, {}, None)
+        return s
+    if pool is not None:
+        return _Slot("pool", schema, cfg, pool)
+    s = _Slot(_scalar_kind(schema, cfg), schema, cfg, None)
+    if s.kind in ("enum", "boolean"):
+        values = list(schema["enum"]) if s.kind == "enum" else [True, False]
+        s.said.update({lang: tuple((v, _say_map(cfg, v, lang)) for v in values) for lang in JOIN})
+    return s
+
+
+def _scalar_kind(schema: Mapping[str, Any], cfg: Mapping[str, Any]) -> str:
+    """Which scalar sampler a slot uses; the order is the order of precedence."""
+    kind = schema.get("type")
+    if "enum" in schema:
+        return "enum"
+    if kind == "boolean":
+        return "boolean"
+    if schema.get("format") == "date":
+        return "date"
+    if kind in ("integer", "number"):
+        return "number"
+    if "pattern" in cfg or "pattern" in schema:
+        return "code"
+    if schema.get("examples") or "default" in schema:
+        return "example"
+    return "text"
+
+
+def _code(pattern: str, rng: random.Random) -> str:
+    """A string for a simple pattern, like the executor's `sample_code`, with one `choices`
+    call per character class instead of one `choice` per character (the executor keeps its
+    draws so that mock results never change; a request's values are free to)."""
+    return "".join(
+        [text if n == 0 else "".join(rng.choices(text, k=n)) for text, n in code_parts(pattern)]
+    )
 
 
 def join_words(words: list[str], lang: str) -> str:
@@ -208,6 +271,9 @@ def _say_map(cfg: Mapping[str, Any], value: Any, lang: str) -> str:
 
 
 def _assign(args: dict[str, Any], path: str, value: Any) -> None:
+    if "." not in path:
+        args[path] = value
+        return
     parts = path.split(".")
     cur = args
     for part in parts[:-1]:

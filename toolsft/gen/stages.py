@@ -9,23 +9,21 @@ from __future__ import annotations
 
 import datetime as dt
 import random
+from bisect import bisect
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
+from functools import lru_cache
 from typing import Any
 
+from toolsft.fastjson import dumps
 from toolsft.gen.answers import facts_of, render_answer
-from toolsft.gen.augment import maybe_context, maybe_paraphrase, maybe_typo
+from toolsft.gen.augment import lower_first, maybe_context, maybe_paraphrase, maybe_typo
+from toolsft.gen.plan import STAGE_KINDS, plan_for
 from toolsft.gen.sample import Context
 from toolsft.gen.utterance import Utterance, make_utterance
 from toolsft.gen.words import say_today
 from toolsft.schema.suite import Suite
 from toolsft.types import Expected, ToolCall
-
-STAGE_KINDS: dict[int, dict[str, float]] = {
-    1: {"select": 0.55, "multi": 0.15, "no_tool": 0.30},
-    2: {"fill": 0.55, "clarify": 0.15, "parallel": 0.15, "confirm_ask": 0.15},
-    3: {"result": 0.75, "tool_error": 0.25},
-}
 
 
 class Skip(Exception):
@@ -62,43 +60,45 @@ class StageConfig:
 
 
 def build(suite: Suite, stage: int, kind: str, ctx: Context, cfg: StageConfig) -> Draft:
-    builder = {
-        "select": _select,
-        "multi": _multi,
-        "no_tool": _no_tool,
-        "fill": _fill,
-        "clarify": _clarify,
-        "parallel": _parallel,
-        "confirm_ask": _confirm_ask,
-        "result": _result,
-        "tool_error": _tool_error,
-    }[kind]
-    draft = builder(suite, ctx, cfg)
+    draft = _BUILDERS[kind](suite, ctx, cfg)
     draft.stage, draft.kind = stage, kind
     return draft
 
 
 def _system(suite: Suite, ctx: Context) -> dict[str, Any]:
     base = (suite.config.get("system") or {}).get(ctx.lang, "")
-    return {"role": "system", "content": f"{base}\n{say_today(ctx.today, ctx.lang)}".strip()}
+    return {"role": "system", "content": _system_text(base, ctx.today, ctx.lang)}
+
+
+@lru_cache(maxsize=4096)
+def _system_text(base: str, today: dt.date, lang: str) -> str:
+    # A year of dates per language and suite: formatted once each.
+    return f"{base}\n{say_today(today, lang)}".strip()
 
 
 def _user_text(
     u_text: str, ctx: Context, cfg: StageConfig, augs: list[str], us: list[Utterance] = ()
 ) -> str:  # type: ignore[assignment]
-    protect = [s for u in us for s in u.draw.surfaces.values()]
+    # A generator: the surfaces are only read when an English typo is actually made.
+    protect = (s for u in us for s in u.draw.surfaces.values())
     text = maybe_typo(u_text, ctx, cfg.noise, augs, protect)
     return maybe_paraphrase(text, ctx, cfg.paraphrase, augs)
 
 
 def _shown(suite: Suite, targets: list[str], ctx: Context, limit: int) -> list[str]:
-    names = [t.name for t in suite.tools]
-    confusable = [c for t in targets for c in suite.gen[t].confusable if c not in targets]
-    rest = [n for n in names if n not in targets and n not in confusable]
-    ctx.rng.shuffle(rest)
-    picked = list(dict.fromkeys(targets + confusable + rest))
-    if limit:
-        picked = picked[: max(limit, len(targets))]
+    """The targets, then their confusable tools, then random others, up to `limit`; shuffled."""
+    plan = plan_for(suite)
+    if len(targets) == 1:
+        head, rest = plan.tools[targets[0]].neighbours
+    else:
+        confusable = [c for t in targets for c in plan.tools[t].gen.confusable]
+        head = tuple(dict.fromkeys(targets + confusable))
+        rest = tuple(n for n in plan.names if n not in head)
+    cap = max(limit, len(targets)) if limit else len(plan.names)
+    picked = list(head[:cap])
+    more = cap - len(picked)
+    if more > 0:  # which others join is random; their order is settled by the shuffle below
+        picked.extend(rest if more >= len(rest) else ctx.rng.sample(rest, more))
     ctx.rng.shuffle(picked)
     return picked
 
@@ -110,9 +110,10 @@ def _utter(
     complete: bool = True,
     pool: list[str] | None = None,
 ) -> Utterance:
-    tools = [tool] if tool else list(pool or [t.name for t in suite.tools])
-    ctx.rng.shuffle(tools)
-    for name in tools:
+    """A request for `tool`, or for a random tool of `pool` (default: all) that has one."""
+    tools = [tool] if tool else list(pool or plan_for(suite).names)
+    while tools:
+        name = tools.pop(ctx.rng.randrange(len(tools))) if len(tools) > 1 else tools.pop()
         u = make_utterance(suite, name, ctx, complete=complete)
         if u is not None and (u.call is not None) == complete:
             return u
@@ -243,14 +244,14 @@ def _clarify(suite: Suite, ctx: Context, cfg: StageConfig) -> Draft:
     ask = suite.gen[u.tool].ask.get(missing) or {}
     question = ask.get(ctx.lang) if isinstance(ask, Mapping) else None
     if not question:
-        desc = suite.tool(u.tool).parameters.get("properties", {}).get(missing) or {}
+        desc = plan_for(suite).specs[u.tool].parameters.get("properties", {}).get(missing) or {}
         what = desc.get("description") or missing
         question = f"请问{what}是什么？" if ctx.lang == "zh" else f"Could you tell me the {what}?"
     return _reply_draft(suite, ctx, cfg, u.text, question, _narrow(suite, [u.tool], ctx), [u])
 
 
 def _confirm_ask(suite: Suite, ctx: Context, cfg: StageConfig) -> Draft:
-    tools = sorted(suite.policy.confirm_required)
+    tools = plan_for(suite).confirm_tools
     if not tools:
         raise Skip("no_confirm_tool")
     u = _utter(suite, ctx, tool=ctx.rng.choice(tools))
@@ -258,7 +259,7 @@ def _confirm_ask(suite: Suite, ctx: Context, cfg: StageConfig) -> Draft:
     augs: list[str] = []
     text = _user_text(u.text, ctx, cfg, augs, [u])
     # The question quotes the request as the user wrote it, so augment it first and only once.
-    plain = replace(cfg, noise=0.0, paraphrase=0.0)
+    plain = _plain(cfg)
     draft = _reply_draft(
         suite, ctx, plain, text, ask.replace("{summary}", text), _narrow(suite, [u.tool], ctx), [u]
     )
@@ -266,13 +267,23 @@ def _confirm_ask(suite: Suite, ctx: Context, cfg: StageConfig) -> Draft:
     return draft
 
 
+@lru_cache(maxsize=64)
+def _plain(cfg: StageConfig) -> StageConfig:
+    return replace(cfg, noise=0.0, paraphrase=0.0)
+
+
 def _result(suite: Suite, ctx: Context, cfg: StageConfig, want_error: bool = False) -> Draft:
-    tools = [t.name for t in suite.tools if not want_error or suite.gen[t.name].result.get("error")]
+    plan = plan_for(suite)
+    tools = plan.error_tools if want_error else plan.names
     if not tools:
         raise Skip("no_error_mock")
     for _ in range(40):
         u = _utter(suite, ctx, tool=ctx.rng.choice(tools))
         assert u.call is not None
+        # An error row tries ~1/rate calls before one fails: `fails` rejects the others
+        # without evaluating their mocks.
+        if want_error and not suite.executor.fails(u.call):
+            continue
         result = suite.executor.run(u.call)
         if ("error" in result) == want_error:
             return _answer_draft(suite, ctx, cfg, u, result)
@@ -288,18 +299,15 @@ def _answer_draft(
 ) -> Draft:
     assert u.call is not None
     draft = _calls_draft(suite, ctx, cfg, [u], u.text, _narrow(suite, [u.tool], ctx, extra=1))
-    from toolsft.types import dumps
-
     draft.messages.append(
-        {"role": "tool", "tool_call_id": "call_0", "name": u.tool, "content": dumps(dict(result))}
+        {"role": "tool", "tool_call_id": "call_0", "name": u.tool, "content": dumps(result)}
     )
     answer = render_answer(suite, u.tool, u.call.arguments, result, ctx.lang, ctx.rng)
     if answer is None:
         raise Skip("no_answer_template")
     draft.messages.append({"role": "assistant", "content": answer})
-    draft.expected = Expected(
-        draft.expected.calls, tuple(facts_of(suite, u.tool, result, ctx.lang)), answer, False
-    )
+    # One call, so the facts `_calls_draft` collected are this result's facts.
+    draft.expected = Expected(draft.expected.calls, draft.expected.facts, answer, False)
     return draft
 
 
@@ -308,21 +316,37 @@ def _join(suite: Suite, ctx: Context, a: str, b: str) -> str:
     conns = (suite.config.get("connectors") or default).get(ctx.lang) or default[ctx.lang]
     a = a.rstrip("。.?？!！")
     if ctx.lang == "en" and b:
-        b = b[0].lower() + b[1:]
+        b = lower_first(b)
     return a + ctx.rng.choice(list(conns)) + b
 
 
 def kind_weights(suite: Suite, stage: int) -> dict[str, float]:
     """The stage's kind mix, less the kinds this suite cannot produce."""
-    table = dict(STAGE_KINDS[stage])
-    if not suite.policy.confirm_required:
-        table.pop("confirm_ask", None)
-    if not any(g.result.get("error") for g in suite.gen.values()):
-        table.pop("tool_error", None)
-    return table
+    kinds = plan_for(suite).kinds[stage][0]
+    return {k: STAGE_KINDS[stage][k] for k in kinds}
 
 
 def pick_kind(stage: int, rng: random.Random, weights: Mapping[str, float] | None = None) -> str:
     table = dict(weights or STAGE_KINDS[stage])
     kinds, w = zip(*table.items(), strict=True)
     return rng.choices(kinds, weights=w, k=1)[0]
+
+
+def pick_suite_kind(suite: Suite, stage: int, rng: random.Random) -> str:
+    """`pick_kind(stage, rng, kind_weights(suite, stage))` with the table built once."""
+    kinds, cum = plan_for(suite).kinds[stage]
+    # What `rng.choices(kinds, cum_weights=cum)` does, without rebuilding its arguments.
+    return kinds[bisect(cum, rng.random() * cum[-1], 0, len(cum) - 1)]
+
+
+_BUILDERS = {
+    "select": _select,
+    "multi": _multi,
+    "no_tool": _no_tool,
+    "fill": _fill,
+    "clarify": _clarify,
+    "parallel": _parallel,
+    "confirm_ask": _confirm_ask,
+    "result": _result,
+    "tool_error": _tool_error,
+}

@@ -58,7 +58,9 @@ def check_suite_config(file: Path, cfg: Mapping[str, Any]) -> None:
     check_keys(file, "$.policy", policy, POLICY_KEYS)
     conf = policy.get("confirmation") or {}
     if True in conf or False in conf:
-        raise SuiteError(file, "$.policy.confirmation", 'YAML read a bare yes/no as a boolean: write "yes"')
+        raise SuiteError(
+            file, "$.policy.confirmation", 'YAML read a bare yes/no as a boolean: write "yes"'
+        )
     check_keys(file, "$.policy.confirmation", conf, ("ask", "yes"))
     for name, pattern in (policy.get("pii_patterns") or {}).items():
         try:

@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import json
 import random
 import re
 import string
 from collections.abc import Mapping
+from functools import lru_cache
 from typing import Any
 
+from toolsft.fastjson import canonical
 from toolsft.types import ToolCall
 
 MOCK_KINDS = (
@@ -33,9 +34,13 @@ MOCK_KINDS = (
 _CODE_TOKEN = re.compile(r"\[([^\]]+)\]\{(\d+)\}|(.)")
 
 
+def call_key(call: ToolCall) -> str:
+    """The canonical JSON of a call: the cache key and what the RNG seed is hashed from."""
+    return canonical([call.name, call.arguments])
+
+
 def call_seed(call: ToolCall) -> int:
-    canon = json.dumps([call.name, call.arguments], sort_keys=True, ensure_ascii=False)
-    return int.from_bytes(hashlib.sha256(canon.encode()).digest()[:8], "big")
+    return _seed(call_key(call))
 
 
 class Executor:
@@ -48,28 +53,46 @@ class Executor:
 
     def run(self, call: ToolCall) -> dict[str, Any]:
         """The result of `call`. Results are cached and shared: treat them as read-only."""
-        key = json.dumps([call.name, call.arguments], sort_keys=True, ensure_ascii=False)
+        key = call_key(call)
         hit = self._cache.get(key)
         if hit is None:
-            hit = self._run(call)
+            hit = self._run(call, key)
             if len(self._cache) >= self._cache_size:
                 self._cache.clear()
             self._cache[key] = hit
         return hit
 
-    def _run(self, call: ToolCall) -> dict[str, Any]:
+    def fails(self, call: ToolCall) -> bool:
+        """Whether `run(call)` returns an error, without evaluating the mock: a row that needs
+        a tool error tries one call after another until one fails."""
+        key = call_key(call)
+        hit = self._cache.get(key)
+        if hit is not None:
+            return "error" in hit
+        spec = self._specs.get(call.name)
+        return spec is None or _draws_error(spec, _seed(key))
+
+    def _run(self, call: ToolCall, key: str) -> dict[str, Any]:
         spec = self._specs.get(call.name)
         if spec is None:
             return {"error": "UNKNOWN_TOOL", "message": f"no tool named {call.name}"}
-        rng = random.Random(call_seed(call))
-        err = spec.get("error")
-        # The error draw comes first and from its own stream so adding fields never flips it.
-        if err and random.Random(call_seed(call) ^ 0x5EED).random() < float(err.get("rate", 0)):
-            return _fill(err["result"], dict(call.arguments))
-        return evaluate_fields(spec.get("mock", {}), dict(call.arguments), rng)
+        seed = _seed(key)
+        if _draws_error(spec, seed):
+            return _fill(spec["error"]["result"], dict(call.arguments))
+        return evaluate_fields(spec.get("mock", {}), dict(call.arguments), random.Random(seed))
 
     def is_error(self, result: Mapping[str, Any]) -> bool:
         return "error" in result
+
+
+def _seed(key: str) -> int:
+    return int.from_bytes(hashlib.sha256(key.encode()).digest()[:8], "big")
+
+
+def _draws_error(spec: Mapping[str, Any], seed: int) -> bool:
+    # The error draw comes first and from its own stream so adding fields never flips it.
+    err = spec.get("error")
+    return bool(err) and random.Random(seed ^ 0x5EED).random() < float(err.get("rate", 0))
 
 
 def evaluate_fields(mock: Mapping[str, Any], args: dict[str, Any], rng: random.Random) -> dict:
@@ -84,7 +107,7 @@ def evaluate(
 ) -> Any:
     if not isinstance(expr, Mapping) or len(expr) == 0:
         return expr
-    kind = next(k for k in expr if k in MOCK_KINDS) if any(k in MOCK_KINDS for k in expr) else None
+    kind = next((k for k in expr if k in MOCK_KINDS), None)
     if kind is None:
         return {k: evaluate(v, args, done, rng) for k, v in expr.items()}
     val = expr[kind]
@@ -113,14 +136,23 @@ def evaluate(
 
 def sample_code(pattern: str, rng: random.Random) -> str:
     """A string for a simple pattern: literals and `[class]{n}` (class like A-Z0-9)."""
-    out = []
+    out: list[str] = []
+    for text, n in code_parts(pattern):
+        # One `choice` per character, as ever: mock results must not change between versions.
+        out.extend([rng.choice(text) for _ in range(n)] if n else text)
+    return "".join(out)
+
+
+@lru_cache(maxsize=1024)
+def code_parts(pattern: str) -> tuple[tuple[str, int], ...]:
+    """(literal, 0) and (characters of a class, count) parts; parsed once per pattern."""
+    parts = []
     for m in _CODE_TOKEN.finditer(pattern.strip("^$")):
         if m.group(3) is not None:
-            out.append(m.group(3))
-            continue
-        chars = _expand_class(m.group(1))
-        out.extend(rng.choice(chars) for _ in range(int(m.group(2))))
-    return "".join(out)
+            parts.append((m.group(3), 0))
+        elif int(m.group(2)) > 0:  # a class said zero times is nothing, not a literal
+            parts.append((_expand_class(m.group(1)), int(m.group(2))))
+    return tuple(parts)
 
 
 def _expand_class(cls: str) -> str:

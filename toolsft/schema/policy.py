@@ -28,9 +28,8 @@ class Policy:
 
     def text_violations(self, text: str) -> list[str]:
         """Forbidden phrases and PII in free text (an answer)."""
-        found = [
-            f"forbidden phrase {p!r}" for p in self.forbidden_phrases if p.lower() in text.lower()
-        ]
+        low = text.lower()
+        found = [f"forbidden phrase {p!r}" for p in self.forbidden_phrases if p.lower() in low]
         for name, pattern in self.pii_patterns.items():
             if re.search(pattern, text):
                 found.append(f"PII {name}")
@@ -38,10 +37,11 @@ class Policy:
 
     def call_violations(self, call: ToolCall, prior: Sequence[Mapping[str, Any]]) -> list[str]:
         """PII in arguments; a confirmation-required tool called before the user said yes."""
+        args = json.dumps(call.arguments, ensure_ascii=False) if self.pii_patterns else ""
         found = [
             f"PII {name} in arguments of {call.name}"
             for name, pattern in self.pii_patterns.items()
-            if re.search(pattern, json.dumps(call.arguments, ensure_ascii=False))
+            if re.search(pattern, args)
         ]
         if call.name in self.confirm_required and not self.confirmed(prior):
             found.append(f"{call.name} called without explicit user confirmation")

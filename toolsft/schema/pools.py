@@ -27,7 +27,10 @@ def entry_say(entry: Any, lang: str) -> str:
             return str(say.get(lang, next(iter(say.values()))))
         if say is not None:
             return str(say)
-    return str(entry_value(entry, lang))
+    value = entry_value(entry, lang)
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))  # "220元", not "220.0元"
+    return str(value)
 
 
 def entry_aliases(entry: Any) -> tuple[str, ...]:
