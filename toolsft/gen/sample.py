@@ -122,8 +122,15 @@ class SlotSampler:
 
     def _scalar(self, s: _Slot, ctx: Context, draw: Draw) -> tuple[Any, str]:
         kind, rng = s.kind, ctx.rng
-        if kind in ("enum", "boolean"):
+        if kind == "boolean":
             return rng.choice(s.said[ctx.lang])
+        if kind == "enum":
+            # from_currency/to_currency share an enum: never the same value twice in a request
+            used = draw.used.setdefault(hash(tuple(map(str, s.schema["enum"]))), [])
+            options = [o for o in s.said[ctx.lang] if o[0] not in used] or s.said[ctx.lang]
+            pick = rng.choice(options)
+            used.append(pick[0])
+            return pick
         if kind == "date":
             return self._date(s.cfg, ctx, draw)
         if kind == "number":
