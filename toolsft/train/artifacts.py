@@ -1,0 +1,137 @@
+"""What a finished stage leaves behind, written so that a crash leaves no half stage.
+
+`runs/<name>/stage<N>/` is itself the adapter folder (`adapter_config.json`,
+`adapter_model.safetensors`; a full model folder after full fine-tuning) with the tokenizer and
+the serving template, plus `config.yaml` (the exact resolved config), `trainer_args.json`,
+`metrics.json`, `data.json` (row ids by source, replay included) and `run.json` (lineage),
+written last: its presence marks the stage complete.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import platform
+import shutil
+import tempfile
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import toolsft
+from toolsft.train.curriculum import RUN_JSON, WEIGHT_FILES, StagePlan, read_run, weights_dir
+
+
+def share_files(folder: Path) -> None:
+    """Make a published folder readable like any saved model (mkstemp/mkdtemp make it private),
+    still honouring the umask."""
+    mask = os.umask(0)
+    os.umask(mask)
+    folder.chmod(0o755 & ~mask)
+    for path in folder.iterdir():
+        if path.is_file():
+            path.chmod(0o644 & ~mask)
+
+
+def write_json(path: Path, obj: Any) -> None:
+    """Atomic: write a temp file beside the target, then rename over it."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        json.dump(obj, f, indent=2, ensure_ascii=False, default=str)
+        f.write("\n")
+    os.replace(tmp, path)
+
+
+def write_text(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        f.write(text)
+    os.replace(tmp, path)
+
+
+def save_weights(trainer: Any, tokenizer: Any, serve_template: str, target: Path) -> None:
+    """Save the adapter (or full model) plus tokenizer into `target`.
+
+    Written to a temp folder first, then each file is renamed into place, so a crash leaves
+    either old files or new ones, never a half-written file; run.json (written after) is what
+    marks the stage complete. Every rank calls this (FSDP/ZeRO-3 gather weights collectively);
+    only the main process writes.
+    """
+    main = trainer.is_world_process_zero()
+    tmp = target / ".weights.tmp"
+    if main:
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir(parents=True)
+    trainer.accelerator.wait_for_everyone()
+    trainer.save_model(str(tmp))
+    if main:
+        try:
+            tokenizer.chat_template = serve_template
+            tokenizer.save_pretrained(str(tmp))
+            (tmp / "training_args.bin").unlink(missing_ok=True)  # trainer_args.json has it
+            for path in tmp.iterdir():
+                if path.is_file():
+                    os.replace(path, target / path.name)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+    trainer.accelerator.wait_for_everyone()
+
+
+def text_sha256(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def weights_sha256(folder: Path) -> str:
+    """sha256 over a stage's weight files (adapter or full model), in name order."""
+    h = hashlib.sha256()
+    for name in WEIGHT_FILES:
+        path = folder / name
+        if path.is_file():
+            h.update(name.encode())
+            h.update(path.read_bytes())
+    return h.hexdigest()
+
+
+def versions() -> dict[str, str]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {"toolsft": toolsft.__version__, "python": platform.python_version()}
+    for name in ("torch", "transformers", "peft", "trl", "accelerate"):
+        try:
+            out[name] = version(name)
+        except PackageNotFoundError:
+            out[name] = "missing"
+    return out
+
+
+def parent_lineage(plan: StagePlan) -> dict[str, Any] | None:
+    if plan.parent_dir is None:
+        return None
+    run = read_run(plan.parent_dir)
+    wdir = weights_dir(plan.parent_dir)
+    return {
+        "stage": run.get("stage"),
+        "dir": str(plan.parent_dir),
+        "weights": str(wdir),
+        "weights_sha256": weights_sha256(wdir),
+        "run_sha256": run.get("run_sha256"),
+    }
+
+
+def finish_stage(plan: StagePlan, record: dict[str, Any]) -> dict[str, Any]:
+    """Write run.json last; it carries its own content hash for children to cite."""
+    record = {
+        "toolsft_version": toolsft.__version__,
+        "stage": plan.stage,
+        "status": "complete",
+        "finished_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "versions": versions(),
+        **record,
+    }
+    body = json.dumps(record, sort_keys=True, default=str).encode()
+    record["run_sha256"] = hashlib.sha256(body).hexdigest()
+    write_json(plan.dir / RUN_JSON, record)
+    return record

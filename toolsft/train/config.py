@@ -1,0 +1,251 @@
+"""Training configuration: one dataclass, help text in field metadata (TRL style).
+
+Precedence: field defaults < YAML file (`--config`) < its `stages: {N: {...}}` section for the
+stage being trained < explicit CLI options. `None` means "auto": resolved per device by
+`toolsft.train.device.resolve_auto`, and the resolved values are what a stage saves.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+METHODS = ("lora", "qlora", "full")
+TEMPLATES = ("auto", "toolsft", "model")
+
+
+class ConfigError(ValueError):
+    """A bad configuration value; the message names the file (if any), field and value."""
+
+
+def _f(default: Any, help: str, **kw: Any) -> Any:
+    if isinstance(default, list):
+        return field(default_factory=lambda: list(default), metadata={"help": help, **kw})
+    return field(default=default, metadata={"help": help, **kw})
+
+
+@dataclass
+class TrainConfig:
+    """Everything that decides what a stage trains and how."""
+
+    # --- model and template ---
+    model: str = _f(
+        "smollm2-135m",
+        "Base model: an alias (smollm2-135m, tiny-random), a Hugging Face id or a local folder.",
+    )
+    chat_template: str = _f(
+        "auto",
+        "Template for training: 'auto' keeps a model's own tool-aware template and uses toolsft's otherwise; 'toolsft' or 'model' force one.",
+        choices=TEMPLATES,
+    )
+    # --- method ---
+    method: str = _f(
+        "lora",
+        "lora (default), qlora (4-bit base via bitsandbytes, GPU only) or full (full fine-tuning).",
+        choices=METHODS,
+    )
+    lora_r: int = _f(16, "LoRA rank.")
+    lora_alpha: int = _f(32, "LoRA alpha (scale = alpha / r, or alpha / sqrt(r) with rsLoRA).")
+    lora_dropout: float = _f(0.05, "Dropout on the LoRA path.")
+    target_modules: list[str] = _f(
+        ["q_proj", "k_proj", "v_proj", "o_proj"],
+        "Modules that get LoRA adapters ('all-linear' for every linear layer).",
+    )
+    modules_to_save: list[str] = _f(
+        [],
+        "Modules trained in full and saved with the adapter. Adding lm_head/embed_tokens makes the adapter unloadable by vLLM: serve it with `toolsft export --merge`.",
+    )
+    use_dora: bool = _f(False, "Weight-decomposed LoRA (DoRA).")
+    use_rslora: bool = _f(False, "Rank-stabilized LoRA scaling (alpha / sqrt(r)).")
+    # --- optimization ---
+    epochs: float = _f(1.0, "Epochs over the stage's (replay-mixed) training rows.")
+    max_steps: int = _f(-1, "Stop after this many optimizer steps (-1: run the epochs).")
+    learning_rate: float = _f(2e-4, "Peak learning rate (AdamW, cosine schedule).")
+    lr_scheduler: str = _f("cosine", "Learning-rate schedule (transformers name).")
+    warmup_ratio: float = _f(0.1, "Share of steps spent in linear warmup.")
+    weight_decay: float = _f(0.01, "AdamW weight decay.")
+    max_grad_norm: float = _f(1.0, "Gradient clipping norm.")
+    optim: str = _f("adamw_torch", "Optimizer (transformers name).")
+    batch_size: int | None = _f(
+        None, "Rows per micro-batch per device (auto: fits the device; 1-2 on CPU)."
+    )
+    grad_accum: int | None = _f(
+        None, "Micro-batches per optimizer step (auto: about 16 rows per step)."
+    )
+    max_length: int = _f(
+        2048,
+        "Longest row in tokens; longer rows are dropped (never truncated mid-call). Rows showing a suite's full tool list run ~1.6k tokens.",
+    )
+    seed: int = _f(0, "Seed for replay sampling, shuffling, LoRA init and dropout.")
+    # --- curriculum ---
+    replay_share: float = _f(
+        0.2,
+        "Share of a stage's training set drawn from earlier stages' training rows (against forgetting).",
+    )
+    max_train_rows: int | None = _f(
+        None, "Use at most this many of the stage's own training rows (a budget knob for demos)."
+    )
+    max_drop_share: float = _f(
+        0.1,
+        "Abort if more than this share of rows exceeds max_length (a silent subset would skew the stage).",
+    )
+    max_val_rows: int | None = _f(
+        None,
+        "Validation rows used for eval loss (auto: 16 on CPU, 64 on GPU; evaluation costs "
+        "training time: 30 rows of 1.5k tokens take minutes on 2 CPU cores).",
+    )
+    # --- checkpoints and early stopping ---
+    save_steps: int = _f(
+        50,
+        "Checkpoint (and evaluate) every K optimizer steps; --resume restarts from the last one.",
+    )
+    save_total_limit: int = _f(2, "Checkpoints kept on disk (the best one is always kept).")
+    early_stopping_patience: int = _f(
+        3, "Stop after this many evaluations without a better val loss (0: off)."
+    )
+    keep_checkpoints: bool = _f(False, "Keep checkpoints/ after a stage completes.")
+    # --- device and speed (None: auto) ---
+    bf16: bool | None = _f(
+        None, "bfloat16 mixed precision (auto: on where the device supports it)."
+    )
+    gradient_checkpointing: bool | None = _f(
+        None, "Recompute activations in backward (auto: on GPU, off on CPU)."
+    )
+    packing: bool | None = _f(
+        None,
+        "Padding-free packing (auto: on GPU with FlashAttention, off on CPU where padded batches are faster).",
+    )
+    attn_implementation: str | None = _f(
+        None, "Attention kernel (auto: flash_attention_2 when installed on GPU, else sdpa)."
+    )
+    use_liger_kernel: bool | None = _f(
+        None, "Liger Triton kernels (auto: on GPU when liger-kernel is installed)."
+    )
+    compact_lm_head: bool | None = _f(
+        None,
+        "Project only assistant tokens through the LM head in the loss (auto: on CPU; GPUs use TRL's fused Triton head).",
+    )
+    logging_steps: int | None = _f(None, "Log every N optimizer steps (auto: 1 on CPU, 10 on GPU).")
+    num_threads: int | None = _f(None, "CPU threads for torch (auto: torch's default).")
+
+    def validate(self, where: str = "config") -> TrainConfig:
+        """Raise ConfigError naming `where`, the field and the bad value."""
+        checks = [
+            ("method", self.method in METHODS, f"one of {METHODS}"),
+            ("chat_template", self.chat_template in TEMPLATES, f"one of {TEMPLATES}"),
+            ("lora_r", self.lora_r > 0, "> 0"),
+            ("lora_dropout", 0 <= self.lora_dropout < 1, "in [0, 1)"),
+            ("epochs", self.epochs > 0, "> 0"),
+            ("learning_rate", self.learning_rate > 0, "> 0"),
+            ("warmup_ratio", 0 <= self.warmup_ratio < 1, "in [0, 1)"),
+            ("max_length", self.max_length >= 32, ">= 32"),
+            ("replay_share", 0 <= self.replay_share < 1, "in [0, 1)"),
+            ("max_drop_share", 0 <= self.max_drop_share <= 1, "in [0, 1]"),
+            ("save_steps", self.save_steps > 0, "> 0"),
+            ("batch_size", self.batch_size is None or self.batch_size > 0, "> 0"),
+            ("grad_accum", self.grad_accum is None or self.grad_accum > 0, "> 0"),
+            ("max_val_rows", self.max_val_rows is None or self.max_val_rows >= 0, ">= 0"),
+            ("target_modules", bool(self.target_modules) or self.method == "full", "non-empty"),
+        ]
+        for name, ok, want in checks:
+            if not ok:
+                raise ConfigError(f"{where}: {name} = {getattr(self, name)!r}: must be {want}")
+        return self
+
+    def replace(self, **changes: Any) -> TrainConfig:
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+FIELDS = {f.name: f for f in dataclasses.fields(TrainConfig)}
+
+
+def _coerce(name: str, value: Any, where: str) -> Any:
+    """Check a YAML value against the field's declared type (YAML has no float for 2e-4 etc.)."""
+    kind = FIELDS[name].type
+    try:
+        if value is None:
+            if "None" not in kind:
+                raise TypeError("null not allowed")
+            return None
+        if kind.startswith("list"):
+            if isinstance(value, str):
+                return [value]
+            if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+                raise TypeError("expected a list of strings")
+            return list(value)
+        if kind.startswith("bool"):
+            if not isinstance(value, bool):
+                raise TypeError("expected true or false")
+            return value
+        if kind.startswith("int"):
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise TypeError("expected an integer")
+            return value
+        if kind.startswith("float"):
+            if isinstance(value, bool):
+                raise TypeError("expected a number")
+            return float(value)
+        if kind.startswith("str"):
+            if not isinstance(value, str):
+                raise TypeError("expected a string")
+            return value
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"{where}: {name} = {value!r}: {exc}") from exc
+    return value
+
+
+def overrides_from_mapping(data: dict[str, Any], where: str) -> dict[str, Any]:
+    """Validate keys and types of a flat mapping of config fields."""
+    out = {}
+    for key, value in data.items():
+        if key not in FIELDS:
+            raise ConfigError(f"{where}: unknown key {key!r} (known: {', '.join(sorted(FIELDS))})")
+        out[key] = _coerce(key, value, f"{where}: {key}")
+    return out
+
+
+def load_config(
+    path: Path | None, stage: int | None = None, overrides: dict[str, Any] | None = None
+) -> TrainConfig:
+    """Defaults, then the YAML file and its `stages.<N>` section, then explicit overrides."""
+    values: dict[str, Any] = {}
+    if path is not None:
+        values.update(_read_yaml(Path(path), stage))
+    values.update({k: v for k, v in (overrides or {}).items() if v is not None})
+    where = str(path) if path else "options"
+    return TrainConfig(**values).validate(where)
+
+
+def _read_yaml(path: Path, stage: int | None) -> dict[str, Any]:
+    import yaml
+
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except FileNotFoundError as exc:
+        raise ConfigError(f"{path}: file not found") from exc
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: invalid YAML: {exc}") from exc
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: top level must be a mapping, got {type(data).__name__}")
+    stages = data.pop("stages", {}) or {}
+    if not isinstance(stages, dict):
+        raise ConfigError(f"{path}: stages must be a mapping of stage number to settings")
+    values = overrides_from_mapping(data, str(path))
+    for key, section in stages.items():
+        if str(key) not in ("1", "2", "3") or not isinstance(section, dict):
+            raise ConfigError(f"{path}: stages.{key}: expected stage 1, 2 or 3 with a mapping")
+        if stage is not None and int(key) == stage:
+            values.update(overrides_from_mapping(section, f"{path}: stages.{key}"))
+    return values
+
+
+def dump_yaml(cfg: TrainConfig | dict[str, Any]) -> str:
+    import yaml
+
+    data = cfg.to_dict() if isinstance(cfg, TrainConfig) else cfg
+    return yaml.safe_dump(data, sort_keys=False, allow_unicode=True)

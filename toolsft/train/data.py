@@ -1,0 +1,238 @@
+"""Stage data: read JSONL rows, mix in replay, render and tokenize them ourselves.
+
+We tokenize before handing rows to TRL instead of letting `SFTTrainer` do it, because rows
+through Arrow get their heterogeneous tool schemas and message keys null-filled (a `tools`
+string is fine, but a decoded one is not). `SFTTrainer` accepts a pre-tokenized dataset with
+`input_ids` and `assistant_masks`, from which it builds `labels` (-100 off the mask).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import random
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+logger = logging.getLogger(__name__)
+
+
+class DataError(ValueError):
+    """Bad or missing stage data; the message names the file, line and field."""
+
+
+@dataclass(frozen=True)
+class Row:
+    """One conversation as read from disk, with where it came from."""
+
+    messages: list[dict[str, Any]]
+    tools: list[dict[str, Any]]
+    meta: dict[str, Any]
+    source: str  # "<file>:<line>"
+    stage: int
+
+    @property
+    def id(self) -> str:
+        return str(self.meta.get("id", self.source))
+
+
+@dataclass
+class Encoded:
+    """Tokenized rows ready for SFTTrainer, plus what was dropped and why."""
+
+    input_ids: list[list[int]] = field(default_factory=list)
+    assistant_masks: list[list[int]] = field(default_factory=list)
+    rows: list[Row] = field(default_factory=list)
+    dropped_too_long: list[str] = field(default_factory=list)
+
+    @property
+    def tokens(self) -> int:
+        return sum(len(x) for x in self.input_ids)
+
+    def to_dataset(self) -> Any:
+        from datasets import Dataset
+
+        return Dataset.from_dict(
+            {"input_ids": self.input_ids, "assistant_masks": self.assistant_masks}
+        )
+
+
+def stage_file(data: Path, stage: int, split: str) -> Path:
+    return Path(data) / f"stage{stage}" / f"{split}.jsonl"
+
+
+def read_rows(path: Path, stage: int, required: bool = True) -> list[Row]:
+    """Rows of one JSONL file; `tools`/`meta` JSON strings decoded, Arrow's nulls undone."""
+    if not path.is_file():
+        if required:
+            raise DataError(f"{path}: not found (expected rows from `toolsft gen`)")
+        return []
+    rows = []
+    with open(path, encoding="utf-8") as f:
+        for n, line in enumerate(f, 1):
+            if line.strip():
+                rows.append(_parse_line(line, f"{path}:{n}", stage))
+    return rows
+
+
+def _parse_line(line: str, where: str, stage: int) -> Row:
+    try:
+        obj = json.loads(line)
+    except json.JSONDecodeError as exc:
+        raise DataError(f"{where}: invalid JSON: {exc}") from exc
+    if not isinstance(obj, dict) or not isinstance(obj.get("messages"), list):
+        raise DataError(f"{where}: field 'messages' must be a list of chat messages")
+    tools = _json_field(obj.get("tools", "[]"), where, "tools", list)
+    meta = _json_field(obj.get("meta", "{}"), where, "meta", dict)
+    messages = [_clean_message(m, f"{where}: messages[{i}]") for i, m in enumerate(obj["messages"])]
+    if not any(m["role"] == "assistant" for m in messages):
+        raise DataError(f"{where}: no assistant message to train on")
+    return Row(messages, tools, meta, where, stage)
+
+
+def _json_field(value: Any, where: str, name: str, kind: type) -> Any:
+    if isinstance(value, str):
+        try:
+            value = json.loads(value) if value.strip() else kind()
+        except json.JSONDecodeError as exc:
+            raise DataError(f"{where}: field {name!r} is not valid JSON: {exc}") from exc
+    if value is None:
+        value = kind()
+    if not isinstance(value, kind):
+        raise DataError(
+            f"{where}: field {name!r} must be a JSON {kind.__name__}, got {type(value).__name__}"
+        )
+    return value
+
+
+def _clean_message(msg: Any, where: str) -> dict[str, Any]:
+    """Drop null keys; decode call arguments so every template renders canonical JSON."""
+    if not isinstance(msg, Mapping) or msg.get("role") not in (
+        "system",
+        "user",
+        "assistant",
+        "tool",
+    ):
+        raise DataError(
+            f"{where}: not a chat message with role system/user/assistant/tool: {msg!r:.120}"
+        )
+    out = {k: v for k, v in msg.items() if v is not None}
+    out.setdefault("content", "")
+    if out.get("tool_calls"):
+        out["tool_calls"] = [
+            _decode_call(c, f"{where}.tool_calls[{i}]") for i, c in enumerate(out["tool_calls"])
+        ]
+    else:
+        out.pop("tool_calls", None)
+    return out
+
+
+def _decode_call(call: Mapping[str, Any], where: str) -> dict[str, Any]:
+    fn = dict(call.get("function") or {})
+    if not isinstance(fn.get("name"), str):
+        raise DataError(f"{where}.function.name: missing or not a string")
+    args = fn.get("arguments", {})
+    if isinstance(args, str):
+        try:
+            args = json.loads(args) if args.strip() else {}
+        except json.JSONDecodeError as exc:
+            raise DataError(f"{where}.function.arguments: not JSON: {args[:80]!r}") from exc
+    if not isinstance(args, dict):
+        raise DataError(f"{where}.function.arguments: must be a JSON object, got {args!r:.80}")
+    fn["arguments"] = args
+    return {**{k: v for k, v in call.items() if v is not None}, "type": "function", "function": fn}
+
+
+def mix_replay(
+    current: Sequence[Row], earlier: Sequence[Row], share: float, seed: int
+) -> list[Row]:
+    """Current rows plus replay rows from earlier stages, so replay is `share` of the result.
+
+    Replay rows are sampled without replacement (seeded); if earlier stages have fewer rows than
+    asked for, all of them are used. The result is shuffled so every batch sees both.
+    """
+    rng = random.Random(seed)
+    want = round(len(current) * share / (1 - share)) if share > 0 else 0
+    replay = rng.sample(list(earlier), min(want, len(earlier)))
+    if want > len(earlier):
+        logger.warning("replay: wanted %d earlier rows, only %d exist", want, len(earlier))
+    mixed = list(current) + replay
+    rng.shuffle(mixed)
+    return mixed
+
+
+def cap(rows: Sequence[Row], limit: int | None, seed: int) -> list[Row]:
+    """At most `limit` rows, a seeded sample that keeps file order (None: all)."""
+    if limit is None or len(rows) <= limit:
+        return list(rows)
+    keep = sorted(random.Random(seed).sample(range(len(rows)), limit))
+    return [rows[i] for i in keep]
+
+
+def encode(
+    tokenizer: Any, rows: Sequence[Row], template: str, max_length: int, max_drop_share: float = 1.0
+) -> Encoded:
+    """Tokenize each row with the assistant mask; drop (never truncate) rows over max_length.
+
+    Truncation would cut a call or an answer mid-way and teach the model to stop there.
+    """
+    out = Encoded()
+    for row in rows:
+        ids, mask = encode_row(tokenizer, row, template)
+        if len(ids) > max_length:
+            out.dropped_too_long.append(f"{row.id} ({len(ids)} tokens)")
+            continue
+        out.input_ids.append(ids)
+        out.assistant_masks.append(mask)
+        out.rows.append(row)
+    if rows and len(out.dropped_too_long) > max_drop_share * len(rows):
+        raise DataError(
+            f"{rows[0].source.rsplit(':', 1)[0]}: {len(out.dropped_too_long)}/{len(rows)} rows are "
+            f"longer than max_length={max_length} (e.g. {out.dropped_too_long[0]}); raise "
+            "--max-length, or render fewer tools per row"
+        )
+    if out.dropped_too_long:
+        logger.warning(
+            "dropped %d rows longer than max_length=%d, e.g. %s",
+            len(out.dropped_too_long),
+            max_length,
+            out.dropped_too_long[0],
+        )
+    return out
+
+
+def encode_row(tokenizer: Any, row: Row, template: str) -> tuple[list[int], list[int]]:
+    enc = tokenizer.apply_chat_template(
+        row.messages,
+        tools=row.tools or None,
+        chat_template=template,
+        tokenize=True,
+        return_dict=True,
+        return_assistant_tokens_mask=True,
+    )
+    return list(enc["input_ids"]), list(enc["assistant_masks"])
+
+
+def file_sha256(path: Path) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def manifest_hash(data: Path) -> dict[str, Any]:
+    """The data's identity for lineage: the manifest's suite hash and the whole file's sha256."""
+    path = Path(data) / "manifest.json"
+    if not path.is_file():
+        logger.warning("%s not found: lineage will hash the stage files only", path)
+        return {"manifest": None}
+    text = path.read_text(encoding="utf-8")
+    try:
+        suite_hash = json.loads(text).get("suite_hash")
+    except (json.JSONDecodeError, AttributeError):
+        suite_hash = None
+    return {
+        "manifest": str(path),
+        "manifest_sha256": hashlib.sha256(text.encode()).hexdigest(),
+        "suite_hash": suite_hash,
+    }

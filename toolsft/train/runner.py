@@ -1,0 +1,367 @@
+"""Train one curriculum stage: data -> checks -> SFTTrainer -> artifacts. Logs, never prints."""
+
+from __future__ import annotations
+
+import logging
+import shutil
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from toolsft.train import artifacts as art
+from toolsft.train.callbacks import ProgressCallback, ProgressSink, quiet_progress_bars
+from toolsft.train.config import TrainConfig, dump_yaml
+from toolsft.train.curriculum import (
+    CurriculumError,
+    StagePlan,
+    check_parent_base,
+    plan_stage,
+    read_run,
+    weights_dir,
+)
+from toolsft.train.data import (
+    Encoded,
+    Row,
+    cap,
+    encode,
+    file_sha256,
+    manifest_hash,
+    mix_replay,
+    read_rows,
+    stage_file,
+)
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class StageResult:
+    stage: int
+    dir: Path
+    run: dict[str, Any]
+    metrics: dict[str, Any] = field(default_factory=dict)
+    skipped: bool = False
+
+
+@dataclass
+class Prepared:
+    """A stage's encoded data and what data.json / run.json say about it."""
+
+    train: Encoded
+    val: Encoded
+    record: dict[str, Any]
+
+
+def train_stage(
+    stage: int,
+    data: Path,
+    out: Path,
+    cfg: TrainConfig,
+    home: Path,
+    *,
+    resume: bool = False,
+    overwrite: bool = False,
+    progress: ProgressSink | None = None,
+    callbacks: Sequence[Any] = (),
+) -> StageResult:
+    """Train stage `stage` on `<data>/stage<N>` into `<out>/stage<N>`.
+
+    Stage N > 1 continues stage N-1's weights from the same `out`. With `resume`, a complete
+    stage is skipped and an interrupted one continues from its last checkpoint. `progress`
+    receives `Progress` records (the CLI draws them); `callbacks` go to the trainer.
+    """
+    with quiet_progress_bars(), _threads(cfg.num_threads):
+        return _train_stage(
+            stage, Path(data), Path(out), cfg, Path(home), resume, overwrite, progress, callbacks
+        )
+
+
+def _train_stage(
+    stage: int,
+    data: Path,
+    out: Path,
+    cfg: TrainConfig,
+    home: Path,
+    resume: bool,
+    overwrite: bool,
+    progress: ProgressSink | None,
+    callbacks: Sequence[Any],
+) -> StageResult:
+    plan = plan_stage(out, stage)
+    if _settle_existing(plan, resume, overwrite):
+        logger.info("%s is complete; skipping (--resume)", plan.dir)
+        return StageResult(stage, plan.dir, read_run(plan.dir), skipped=True)
+    from toolsft.models import model_identity, resolve_model
+    from toolsft.train.device import detect, resolve_auto
+
+    device = detect()
+    cfg = resolve_auto(cfg, device)
+    base_path = resolve_model(cfg.model, home)
+    base_id = model_identity(base_path)
+    check_parent_base(plan, base_id, cfg.method)
+    tokenizer = _load_tokenizer(base_path)
+    from toolsft.train.templates import choose_template
+
+    template = choose_template(tokenizer, cfg.chat_template)
+    prepared = prepare_data(plan, Path(data), cfg, tokenizer, template.train)
+    run_checks(tokenizer, prepared, template.train, f"{data}/stage{stage}")
+    plan.dir.mkdir(parents=True, exist_ok=True)
+    art.write_text(plan.dir / "config.yaml", dump_yaml(cfg))
+    trainer, progress_cb = _make_trainer(
+        plan, cfg, device, base_path, tokenizer, prepared, progress, callbacks
+    )
+    last = _last_checkpoint(plan) if resume else None
+    if last:
+        logger.info("resuming stage %d from %s", stage, last)
+    result = trainer.train(resume_from_checkpoint=last)
+    metrics = _metrics(trainer, result, progress_cb, prepared, device)
+    return _finish(plan, cfg, trainer, tokenizer, template, prepared, metrics, base_id, data)
+
+
+def train_all(
+    data: Path, out: Path, configs: Mapping[int, TrainConfig], home: Path, **kw: Any
+) -> list[StageResult]:
+    """Stages 1, 2, 3 in order, each continuing the previous one's adapter."""
+    return [train_stage(s, data, out, configs[s], home, **kw) for s in sorted(configs)]
+
+
+def _settle_existing(plan: StagePlan, resume: bool, overwrite: bool) -> bool:
+    """True if the stage is complete and --resume says to skip it; clears it on --overwrite."""
+    if overwrite and plan.dir.exists():
+        shutil.rmtree(plan.dir)
+        return False
+    if plan.complete:
+        if resume:
+            return True
+        raise CurriculumError(
+            f"{plan.dir}: stage {plan.stage} is already complete; pass "
+            "--overwrite to train it again (or --resume to skip it)"
+        )
+    if plan.checkpoints.exists() and not resume:
+        raise CurriculumError(
+            f"{plan.checkpoints}: an interrupted run left checkpoints; pass "
+            "--resume to continue it or --overwrite to start over"
+        )
+    return False
+
+
+@contextmanager
+def _threads(n: int | None) -> Iterator[None]:
+    """torch's intra-op threads for this stage only (the process may train or serve more)."""
+    if not n:
+        yield
+        return
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def _load_tokenizer(base_path: Path | str) -> Any:
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(str(base_path))
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    return tokenizer
+
+
+def prepare_data(
+    plan: StagePlan, data: Path, cfg: TrainConfig, tokenizer: Any, template: str
+) -> Prepared:
+    """Current stage rows (capped), replay rows from earlier stages, val rows; all encoded."""
+    files = {
+        "train": stage_file(data, plan.stage, "train"),
+        "val": stage_file(data, plan.stage, "val"),
+    }
+    current = cap(read_rows(files["train"], plan.stage), cfg.max_train_rows, cfg.seed)
+    earlier: list[Row] = []
+    for s in plan.replay_stages:
+        files[f"replay_stage{s}"] = stage_file(data, s, "train")
+        earlier += read_rows(files[f"replay_stage{s}"], s)
+    mixed = mix_replay(current, earlier, cfg.replay_share, cfg.seed) if earlier else current
+    val_rows = cap(read_rows(files["val"], plan.stage, required=False), cfg.max_val_rows, cfg.seed)
+    train = encode(tokenizer, mixed, template, cfg.max_length, cfg.max_drop_share)
+    val = encode(tokenizer, val_rows, template, cfg.max_length, cfg.max_drop_share)
+    record = {
+        "dir": str(data),
+        **manifest_hash(data),
+        "files": {
+            k: {"path": str(p), "sha256": file_sha256(p)} for k, p in files.items() if p.is_file()
+        },
+        "train_rows": _by_stage(train.rows),
+        "val_rows": len(val.rows),
+        "train_tokens": train.tokens,
+        "dropped_too_long": train.dropped_too_long + val.dropped_too_long,
+    }
+    logger.info(
+        "stage %d data: %s train rows by stage, %d val rows, %d tokens",
+        plan.stage,
+        record["train_rows"],
+        len(val.rows),
+        train.tokens,
+    )
+    return Prepared(train, val, record)
+
+
+def _by_stage(rows: Sequence[Row]) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for r in rows:
+        counts[f"stage{r.stage}"] = counts.get(f"stage{r.stage}", 0) + 1
+    return counts
+
+
+def run_checks(tokenizer: Any, prepared: Prepared, template: str, what: str) -> None:
+    from toolsft.train.checks import check_masks, check_parity
+
+    check_masks(tokenizer, prepared.train, what)
+    turns = check_parity(tokenizer, prepared.train.rows, template)
+    logger.info("%s: mask and template/parser parity checks passed (%d turns)", what, turns)
+
+
+def _make_trainer(
+    plan: StagePlan,
+    cfg: TrainConfig,
+    device: Any,
+    base_path: Path | str,
+    tokenizer: Any,
+    prepared: Prepared,
+    progress: ProgressSink | None,
+    callbacks: Sequence[Any],
+) -> tuple[Any, ProgressCallback]:
+    from transformers import EarlyStoppingCallback, PrinterCallback
+
+    from toolsft.train.build import attach_adapter, load_base, sft_config
+    from toolsft.train.trainer import ToolSFTTrainer
+
+    has_val = bool(prepared.val.rows)
+    # Arguments first: under DeepSpeed ZeRO-3 they make from_pretrained shard while loading.
+    args = sft_config(cfg, device, plan.checkpoints, has_val)
+    parent = weights_dir(plan.parent_dir) if plan.parent_dir else None
+    full_parent = cfg.method == "full" and parent is not None
+    model = load_base(parent if full_parent else base_path, cfg, device)
+    model = attach_adapter(model, cfg, None if full_parent else parent)
+    progress_cb = ProgressCallback(plan.stage, progress)
+    cbs: list[Any] = [progress_cb, *callbacks]
+    if args.load_best_model_at_end:
+        cbs.append(EarlyStoppingCallback(early_stopping_patience=cfg.early_stopping_patience))
+    elif cfg.early_stopping_patience > 0:
+        logger.warning("no validation rows: early stopping is off for stage %d", plan.stage)
+    trainer = ToolSFTTrainer(
+        model=model,
+        args=args,
+        train_dataset=prepared.train.to_dataset(),
+        eval_dataset=prepared.val.to_dataset() if has_val else None,
+        processing_class=tokenizer,
+        callbacks=cbs,
+        compact_lm_head=bool(cfg.compact_lm_head),
+    )
+    trainer.remove_callback(PrinterCallback)  # it prints log dicts; our callback logs them
+    return trainer, progress_cb
+
+
+def _last_checkpoint(plan: StagePlan) -> str | None:
+    from transformers.trainer_utils import get_last_checkpoint
+
+    if not plan.checkpoints.is_dir():
+        return None
+    return get_last_checkpoint(str(plan.checkpoints))
+
+
+def _metrics(
+    trainer: Any, result: Any, progress_cb: ProgressCallback, prepared: Prepared, device: Any
+) -> dict[str, Any]:
+    from toolsft.train.build import trainable_summary
+
+    metrics = dict(result.metrics)
+    evals = [h for h in progress_cb.history if "eval_loss" in h]
+    if trainer.args.load_best_model_at_end and trainer.state.best_metric is not None:
+        metrics["eval_loss"] = trainer.state.best_metric  # the weights we keep
+    elif evals and evals[-1]["step"] == trainer.state.global_step:
+        metrics["eval_loss"] = evals[-1]["eval_loss"]
+    elif prepared.val.rows:  # no evaluation of the final weights yet
+        metrics.update(trainer.evaluate())
+    metrics.update(trainable_summary(trainer.model))
+    metrics["global_step"] = trainer.state.global_step
+    metrics["tokens_seen"] = int(trainer.state.num_input_tokens_seen or 0)
+    metrics["tokens_per_s"] = round(progress_cb.tokens_per_s, 2)
+    metrics["peak_memory_gb"] = round(peak_memory_gb(device), 3)
+    metrics["best_checkpoint"] = trainer.state.best_model_checkpoint
+    metrics["log_history"] = progress_cb.history
+    return metrics
+
+
+def peak_memory_gb(device: Any) -> float:
+    """Peak process RSS on CPU; peak allocated memory on GPU."""
+    if getattr(device, "gpu", False):
+        import torch
+
+        return torch.cuda.max_memory_allocated() / 2**30
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # KiB on Linux
+
+
+def _finish(
+    plan: StagePlan,
+    cfg: TrainConfig,
+    trainer: Any,
+    tokenizer: Any,
+    template: Any,
+    prepared: Prepared,
+    metrics: dict[str, Any],
+    base_id: dict[str, Any],
+    data: Path,
+) -> StageResult:
+    from toolsft.train.build import serve_requires_merge
+
+    art.save_weights(trainer, tokenizer, template.serve, plan.dir)
+    if not trainer.is_world_process_zero():  # under `accelerate launch`: rank 0 writes
+        return StageResult(plan.stage, plan.dir, {}, metrics)
+    art.write_json(plan.dir / "trainer_args.json", trainer.args.to_dict())
+    art.write_json(plan.dir / "metrics.json", metrics)
+    art.write_json(
+        plan.dir / "data.json",
+        {
+            **prepared.record,
+            "train_ids": [f"stage{r.stage}:{r.id}" for r in prepared.train.rows],
+            "val_ids": [r.id for r in prepared.val.rows],
+        },
+    )
+    run = art.finish_stage(
+        plan,
+        {
+            "base_model": base_id,
+            "method": cfg.method,
+            "weights": "adapter" if cfg.method != "full" else "full model",
+            "weights_sha256": art.weights_sha256(plan.dir),
+            "parent": art.parent_lineage(plan),
+            "data": {k: v for k, v in prepared.record.items() if k != "dropped_too_long"},
+            "template": {
+                "origin": template.origin,
+                "sha256": art.text_sha256(template.serve),
+            },
+            "serve_requires_merge": serve_requires_merge(cfg),
+            "config": "config.yaml",
+            "metrics": {
+                k: metrics.get(k)
+                for k in (
+                    "global_step",
+                    "train_loss",
+                    "eval_loss",
+                    "tokens_per_s",
+                    "peak_memory_gb",
+                )
+            },
+        },
+    )
+    if not cfg.keep_checkpoints:
+        shutil.rmtree(plan.checkpoints, ignore_errors=True)
+    logger.info("stage %d complete: %s", plan.stage, plan.dir)
+    return StageResult(plan.stage, plan.dir, run, metrics)
