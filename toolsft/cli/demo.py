@@ -1,52 +1,164 @@
-"""`toolsft demo`: for now, generate data for every shipped suite and print the summaries.
-
-The full loop (gen -> eval base -> train 1..3 -> eval -> export -> report -> gate) replaces
-this once training and evaluation land.
-"""
+"""`toolsft demo`: the whole loop on one suite with the embedded default model."""
 
 from __future__ import annotations
 
+import json
+import time
 from pathlib import Path
 
 import click
 from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.table import Table
+
+HEADLINE = (
+    ("task_completion", "task completion"),
+    ("tool_selection", "tool selection"),
+    ("irrelevance_recall", "irrelevance recall"),
+    ("arg_accuracy", "argument accuracy"),
+    ("schema_validity", "schema validity"),
+    ("compliance_violations", "compliance violations"),
+    ("bleu", "answer BLEU-4"),
+    ("rouge_l", "answer ROUGE-L"),
+)
 
 
 @click.command("demo")
 @click.option(
-    "--suites",
-    default="tool_schemas",
+    "--suite",
+    default="commerce",
     show_default=True,
-    type=click.Path(path_type=Path),
-    help="Folder whose sub-folders are suites.",
+    help="A shipped suite name (tool_schemas/<name>) or a suite folder.",
 )
 @click.option(
-    "--out",
-    default="datasets",
-    show_default=True,
-    type=click.Path(path_type=Path),
-    help="Where datasets/<suite>/ are written.",
+    "--quick", is_flag=True, help="The same loop on tiny-random in about a minute (CI smoke)."
 )
-@click.option("--per-stage", default=1000, show_default=True, help="Training rows per stage.")
+@click.option(
+    "--model", default=None, help="Base model (default: smollm2-135m; tiny-random with --quick)."
+)
+@click.option(
+    "--runs", default=Path("runs/demo"), type=click.Path(path_type=Path), show_default=True
+)
+@click.option(
+    "--reports", default=Path("reports/demo"), type=click.Path(path_type=Path), show_default=True
+)
+@click.option(
+    "--baseline",
+    default=None,
+    type=click.Path(path_type=Path),
+    help="Gate baseline (default: evals/baselines/demo-<suite>-<budget>.json).",
+)
 @click.option("--seed", default=0, show_default=True)
-def demo(suites: Path, out: Path, per_stage: int, seed: int) -> None:
-    """Generate staged, verified data for every shipped suite and print the summaries."""
-    from toolsft.cli.gen import gen
+@click.option("--dry-run", is_flag=True, help="Print the budget and the steps, run nothing.")
+def demo(
+    suite: str,
+    quick: bool,
+    model: str | None,
+    runs: Path,
+    reports: Path,
+    baseline: Path | None,
+    seed: int,
+    dry_run: bool,
+) -> None:
+    """gen -> eval base -> train stage 1..3 (eval after each) -> export --merge -> eval free
+    and constrained -> HTML + Markdown report -> gate, on one shipped suite.
 
-    names = sorted(p.name for p in suites.iterdir() if (p / "suite.yaml").is_file())
-    if not names:
-        raise click.ClickException(f"{suites}: no suite folders (with suite.yaml) found")
-    ctx = click.get_current_context()
-    for name in names:
-        Console().rule(f"[bold]{name}")
-        ctx.invoke(
-            gen,
-            suite_path=suites / name,
-            out=out / name,
-            seed=seed,
-            per_stage=per_stage,
-            lang="zh,en",
-            stages="1,2,3",
-            max_tools=0,
-            fmt="jsonl",
+    Every artifact lands under --runs and --reports; each step's log under <runs>/logs/.
+    """
+    from toolsft.demo.plan import build_plan, choose_budget
+    from toolsft.demo.run import StepFailed, run_plan
+
+    console = Console()
+    suite_dir = Path(suite) if Path(suite).is_dir() else Path("tool_schemas") / suite
+    if not (suite_dir / "suite.yaml").is_file():
+        raise click.BadParameter(
+            f"{suite_dir}: no suite.yaml (a shipped suite name or a folder)", param_hint="--suite"
         )
+    budget = choose_budget(quick=quick, gpu=_has_gpu(), model=model)
+    baseline = baseline or Path("evals/baselines") / f"demo-{suite_dir.name}-{budget.name}.json"
+    plan = build_plan(suite_dir, budget, runs, reports, baseline, seed)
+    console.print(_budget_table(plan))
+    if dry_run:
+        for step in plan.steps:
+            console.print(f"[dim]{step.name:>26}[/]  toolsft {' '.join(step.argv)}")
+        return
+    total = sum(s.est_s for s in plan.steps)
+    t0 = time.perf_counter()
+    with Progress(
+        TextColumn("[bold]{task.description:<28}"),
+        BarColumn(),
+        TimeElapsedColumn(),
+        TextColumn("ETA"),
+        TimeRemainingColumn(),
+        console=console,
+    ) as bar:
+        task = bar.add_task("starting", total=total)
+
+        def start(step):  # type: ignore[no-untyped-def]
+            bar.update(task, description=step.name)
+
+        def end(res):  # type: ignore[no-untyped-def]
+            bar.advance(task, res.step.est_s)
+            mark = "[green]ok[/]" if res.returncode == 0 else "[red]failed[/]"
+            bar.console.print(
+                f"{mark} {res.step.name} ({res.seconds:.0f} s, peak RSS {res.peak_rss_mb / 1024:.1f} GB)"
+            )
+
+        try:
+            results = run_plan(plan, runs / "logs", on_start=start, on_end=end)
+        except StepFailed as exc:
+            raise click.ClickException(str(exc)) from exc
+    wall = time.perf_counter() - t0
+    peak = max(r.peak_rss_mb for r in results) / 1024
+    console.print(headline_table(plan))
+    console.print(f"total {wall / 60:.1f} min, peak memory of any step {peak:.1f} GB")
+    console.print(f"report: {reports / 'report.html'} (and report.md); logs: {runs / 'logs'}")
+    if not baseline.is_file():
+        console.print(
+            f"[yellow]no gate baseline at {baseline}[/]: create one with "
+            f"toolsft gate {plan.final} --baseline {baseline} --update"
+        )
+
+
+def _has_gpu() -> bool:
+    try:
+        import torch
+
+        return bool(torch.cuda.is_available())
+    except ImportError:  # pragma: no cover - torch is part of the train extra
+        return False
+
+
+def _budget_table(plan) -> Table:  # type: ignore[no-untyped-def]
+    table = Table(title="toolsft demo: the budget chosen for this machine", show_header=False)
+    for k, v in plan.budget.describe():
+        table.add_row(k, v)
+    table.add_row("steps", str(len(plan.steps)))
+    table.add_row("estimated time", f"{sum(s.est_s for s in plan.steps) / 60:.0f} min")
+    return table
+
+
+def headline_table(plan) -> Table:  # type: ignore[no-untyped-def]
+    """Base vs each stage on the held-out test split, from the runs' results.json."""
+    evals = [s for s in plan.steps if s.report is not None]
+    table = Table(title="held-out test split (unseen templates and values)")
+    table.add_column("metric")
+    for s in evals:
+        table.add_column(s.label, justify="right")
+    metrics = [
+        json.loads((s.report / "results.json").read_text())["metrics"]
+        if (s.report / "results.json").is_file()
+        else {}
+        for s in evals
+    ]
+    for key, label in HEADLINE:
+        row = [label]
+        for m in metrics:
+            v = (m.get(key) or {}).get("value")
+            row.append(
+                "-"
+                if v is None
+                else (f"{v:.0f}" if key.endswith("violations") else f"{100 * v:.1f}%")
+            )
+        table.add_row(*row)
+    return table
