@@ -1,0 +1,234 @@
+"""Engines: the constraint grammar, the OpenAI client (mock server), replay, transformers."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from toolsft.chat.parse import parse_assistant
+from toolsft.engines import EngineError, make_engine
+from toolsft.engines.base import Decoding, Request
+from toolsft.engines.constrain import closed_schema, structural_tag, structural_tag_json
+from toolsft.engines.replay import MISSING, ReplayEngine, load_predictions, request_key
+from toolsft.eval.validity import call_validity
+from toolsft.types import ToolSpec
+
+PARAMS = {
+    "type": "object",
+    "properties": {
+        "order_id": {"type": "string", "pattern": "^DD[0-9]{8}$"},
+        "qty": {"type": "integer", "minimum": 1, "maximum": 5},
+        "day": {"type": "string", "format": "date"},
+        "reason": {"type": "string", "enum": ["late", "broken"]},
+        "addr": {"type": "object", "properties": {"city": {"type": "string"}}},
+    },
+    "required": ["order_id"],
+}
+TOOLS = [
+    {"type": "function", "function": {"name": "cancel", "description": "", "parameters": PARAMS}},
+    {
+        "type": "function",
+        "function": {
+            "name": "ping",
+            "description": "",
+            "parameters": {"type": "object", "properties": {}},
+        },
+    },
+]
+SPECS = {t["function"]["name"]: ToolSpec.from_openai(t) for t in TOOLS}
+
+
+def _call(args: str, name: str = "cancel") -> str:
+    return f'<tool_call>\n{{"name": "{name}", "arguments": {args}}}\n</tool_call>'
+
+
+def test_closed_schema_closes_every_object() -> None:
+    closed = closed_schema(PARAMS)
+    assert closed["additionalProperties"] is False
+    assert closed["properties"]["addr"]["additionalProperties"] is False
+    assert "additionalProperties" not in PARAMS
+
+
+@pytest.mark.parametrize(
+    ("text", "ok"),
+    [
+        ("I cannot help with that.", True),
+        (_call('{"order_id": "DD12345678"}'), True),
+        (
+            _call('{"order_id": "DD12345678", "qty": 2, "day": "2026-01-05", "reason": "late"}'),
+            True,
+        ),
+        (_call("{}", "ping"), True),
+        (_call('{"order_id": "DD12345678"}') + "\n" + _call("{}", "ping"), True),
+        (_call('{"order_id": "DD1234"}'), False),
+        (_call('{"order_id": "DD12345678", "qty": 9}'), False),
+        (_call('{"order_id": "DD12345678", "day": "tomorrow"}'), False),
+        (_call('{"order_id": "DD12345678", "reason": "bored"}'), False),
+        (_call('{"order_id": "DD12345678", "extra": 1}'), False),
+        (_call('{"order_id": "DD12345678", "addr": {"zip": "1"}}'), False),
+        (_call('{"qty": 1}'), False),
+        (_call('{"order_id":     "DD12345678"}'), False),
+        (_call("{}", "nope"), False),
+    ],
+)
+def test_structural_tag_accepts_exactly_valid_calls(text: str, ok: bool) -> None:
+    import xgrammar as xgr
+    from xgrammar.testing import _is_grammar_accept_string
+
+    grammar = xgr.Grammar.from_structural_tag(structural_tag_json(TOOLS))
+    assert _is_grammar_accept_string(grammar, text) is ok
+    if ok:  # what the grammar lets through also scores as valid
+        parsed = parse_assistant(text)
+        assert parsed.ok and all(not call_validity(SPECS, c) for c in parsed.calls)
+
+
+def test_required_tool_choice_forces_a_leading_call() -> None:
+    import xgrammar as xgr
+    from xgrammar.testing import _is_grammar_accept_string
+
+    tag = structural_tag(TOOLS, require_call=True)
+    grammar = xgr.Grammar.from_structural_tag(json.dumps(tag))
+    assert not _is_grammar_accept_string(grammar, "hello")
+    assert _is_grammar_accept_string(grammar, _call("{}", "ping"))
+
+
+# --- openai ------------------------------------------------------------------------------------
+
+
+def _sse(chunks: list[dict[str, Any]]) -> bytes:
+    return "".join(f"data: {json.dumps(c)}\n\n" for c in chunks).encode() + b"data: [DONE]\n\n"
+
+
+def test_openai_engine_streams_and_renders_tool_calls() -> None:
+    seen: list[dict[str, Any]] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        body = json.loads(request.content)
+        seen.append(body)
+        if body["messages"][-1]["content"] == "calls":
+            chunks = [
+                {
+                    "choices": [
+                        {
+                            "delta": {
+                                "tool_calls": [
+                                    {
+                                        "index": 0,
+                                        "function": {
+                                            "name": "cancel",
+                                            "arguments": '{"order_id": ',
+                                        },
+                                    }
+                                ]
+                            }
+                        }
+                    ]
+                },
+                {
+                    "choices": [
+                        {
+                            "delta": {
+                                "tool_calls": [
+                                    {"index": 0, "function": {"arguments": '"DD12345678"}'}}
+                                ]
+                            },
+                            "finish_reason": "tool_calls",
+                        }
+                    ]
+                },
+                {"choices": [], "usage": {"prompt_tokens": 50, "completion_tokens": 12}},
+            ]
+        else:
+            chunks = [
+                {"choices": [{"delta": {"content": "Hel"}}]},
+                {"choices": [{"delta": {"content": "lo"}, "finish_reason": "stop"}]},
+            ]
+        return httpx.Response(
+            200, content=_sse(chunks), headers={"content-type": "text/event-stream"}
+        )
+
+    eng = make_engine(
+        "openai", base_url="http://server/v1", model="m", transport=httpx.MockTransport(handler)
+    )
+    reqs = [
+        Request([{"role": "user", "content": "calls"}], TOOLS, "a"),
+        Request([{"role": "user", "content": "text"}], TOOLS, "b"),
+    ]
+    gens = eng.generate(reqs, Decoding(max_tokens=10, constrained=True))
+    call = parse_assistant(gens[0].text)
+    assert call.ok and call.calls[0].arguments == {"order_id": "DD12345678"}
+    assert gens[0].output_tokens == 12 and gens[0].prompt_tokens == 50
+    assert gens[0].ttft_s is not None and gens[0].latency_s >= gens[0].ttft_s
+    assert gens[1].text == "Hello" and gens[1].finish_reason == "stop"
+    assert all(b["tools"] == TOOLS and b["max_tokens"] == 10 and b["stream"] for b in seen)
+    assert "structured_outputs" in seen[0]
+
+
+def test_openai_engine_errors_name_the_server() -> None:
+    eng = make_engine(
+        "openai",
+        base_url="http://server/v1",
+        model="m",
+        transport=httpx.MockTransport(lambda r: httpx.Response(404, text="no model")),
+    )
+    with pytest.raises(EngineError, match="http://server/v1/chat/completions answered 404"):
+        eng.generate([Request([{"role": "user", "content": "x"}])], Decoding())
+
+
+# --- replay ------------------------------------------------------------------------------------
+
+
+def test_replay_formats_and_missing_keys(tmp_path: Path) -> None:
+    f = tmp_path / "p.jsonl"
+    f.write_text(
+        '{"key": "a#0@0", "text": "x"}\n\n{"id": "b", "turns": ["t0", "t1"], "sample": 1}\n'
+    )
+    script = load_predictions(f)
+    assert script == {"a#0@0": "x", request_key("b", 1, 0): "t0", request_key("b", 1, 1): "t1"}
+    gens = ReplayEngine(f).generate([Request([], key="a#0@0"), Request([], key="zz")], Decoding())
+    assert gens[0].text == "x" and gens[1].finish_reason == MISSING
+    f.write_text("not json\n")
+    with pytest.raises(EngineError, match="p.jsonl:1"):
+        load_predictions(f)
+
+
+def test_unknown_engine() -> None:
+    with pytest.raises(EngineError, match="unknown"):
+        make_engine("nope")
+
+
+# --- transformers on tiny-random ---------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from toolsft.models import resolve_model
+
+    return Path(resolve_model("tiny-random", tmp_path_factory.mktemp("home")))
+
+
+def test_hf_engine_free_constrained_and_required(tiny: Path) -> None:
+    eng = make_engine("hf", model=tiny, batch_size=2)
+    msgs = [
+        [{"role": "user", "content": "cancel DD12345678"}],
+        [{"role": "user", "content": "hi " * 40}],
+        [{"role": "user", "content": "ok"}],
+    ]
+    reqs = [Request(m, TOOLS, str(i)) for i, m in enumerate(msgs)]
+    free = eng.generate(reqs, Decoding(max_tokens=6))
+    assert len(free) == 3 and all(g.output_tokens <= 6 and g.prompt_tokens > 100 for g in free)
+    assert all(g.ttft_s is not None and g.latency_s >= g.ttft_s for g in free)
+    again = eng.generate(reqs, Decoding(max_tokens=6))
+    assert [g.text for g in again] == [g.text for g in free]  # greedy is deterministic
+    forced = eng.generate(reqs, Decoding(max_tokens=60, tool_choice="required"))
+    closed = [g for g in forced if "</tool_call>" in g.text]
+    assert all(g.text.startswith('<tool_call>\n{"name": "') for g in forced)
+    assert closed  # a random model, forced into the grammar, still writes valid calls
+    for g in closed:
+        parsed = parse_assistant(g.text)
+        assert parsed.ok and parsed.calls and not call_validity(SPECS, parsed.calls[0])
+    assert eng.info()["engine"] == "hf"

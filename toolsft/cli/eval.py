@@ -1,0 +1,345 @@
+"""`toolsft eval` (episodes on the suite's executor, every metric) and `toolsft report` (HTML)."""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.console import Console
+
+DEFAULT_HOME = "~/.cache/toolsft"
+
+
+def _home() -> Path:
+    return Path(os.environ.get("TOOLSFT_HOME", DEFAULT_HOME)).expanduser()
+
+
+def _stages(text: str) -> tuple[int, ...]:
+    try:
+        stages = tuple(int(s) for s in text.split(",") if s.strip())
+    except ValueError as exc:
+        raise click.BadParameter(
+            f"{text!r} is not a comma-separated list of stages", param_hint="--stages"
+        ) from exc
+    if not stages or any(s not in (1, 2, 3) for s in stages):
+        raise click.BadParameter(f"{text!r}: stages are 1, 2, 3", param_hint="--stages")
+    return stages
+
+
+def build_engine(
+    engine: str,
+    model: str,
+    adapter: Path | None,
+    opts: dict[str, Any],
+    examples: list[Any] | None = None,
+) -> tuple[Any, dict[str, Any]]:
+    """The engine and the model identity recorded in results.json."""
+    from toolsft.engines import make_engine
+
+    if engine in ("replay", "gold"):
+        if engine == "replay" and not opts.get("predictions"):
+            raise click.UsageError("--engine replay needs --predictions FILE")
+        kw = (
+            {"predictions": opts["predictions"]}
+            if engine == "replay"
+            else {"examples": examples or [], "samples": opts.get("samples", 1)}
+        )
+        return make_engine(engine, **kw), {"name": engine}
+    if engine == "openai":
+        if not opts.get("base_url"):
+            raise click.UsageError(
+                "--engine openai needs --base-url (e.g. http://localhost:8000/v1)"
+            )
+        return make_engine(
+            "openai",
+            base_url=opts["base_url"],
+            model=model,
+            api_key=os.environ.get("OPENAI_API_KEY"),
+            concurrency=opts["concurrency"],
+        ), {"name": model}
+    from toolsft.models import ModelError, model_identity, resolve_model
+
+    if adapter is not None and not (adapter / "adapter_config.json").is_file():
+        if not (adapter / "config.json").is_file():
+            raise click.BadParameter(
+                f"{adapter}: neither a peft adapter (adapter_config.json) "
+                "nor a model folder (config.json)",
+                param_hint="--adapter",
+            )
+        model, adapter = str(adapter), None  # a full fine-tune's stage folder is a model
+    try:
+        resolved = resolve_model(model, _home())
+    except ModelError as exc:
+        raise click.ClickException(str(exc)) from exc
+    ident = model_identity(resolved)
+    if adapter is not None:
+        from toolsft.models import weights_sha256
+
+        ident["adapter"] = {"path": str(adapter), "sha256": weights_sha256(adapter)}
+    if engine == "hf":
+        return make_engine(
+            "hf",
+            model=resolved,
+            adapter=adapter,
+            batch_size=opts["batch_size"],
+            dtype=opts["dtype"],
+        ), ident
+    return make_engine(
+        "vllm",
+        model=resolved,
+        adapter=adapter,
+        seed=opts["seed"],
+        max_model_len=opts["max_model_len"],
+        kv_cache_gib=opts["kv_cache_gib"],
+        dtype=opts["dtype"],
+        enforce_eager=opts["enforce_eager"],
+    ), ident
+
+
+@click.command("eval")
+@click.option(
+    "--suite",
+    "suite_path",
+    type=click.Path(path_type=Path),
+    help="Suite folder, e.g. tool_schemas/commerce.",
+)
+@click.option(
+    "--data",
+    type=click.Path(path_type=Path),
+    help="Generated data folder (default: datasets/<suite folder name>).",
+)
+@click.option("--split", default="test", show_default=True)
+@click.option("--stages", default="1,2,3", show_default=True, help="Stages to evaluate.")
+@click.option("--limit", type=int, help="Rows per stage (a seeded sample); default all.")
+@click.option(
+    "--model",
+    default="smollm2-135m",
+    show_default=True,
+    help="Alias (smollm2-135m, tiny-random), local folder or Hugging Face id.",
+)
+@click.option(
+    "--adapter", type=click.Path(path_type=Path), help="LoRA adapter, e.g. runs/x/stage3."
+)
+@click.option(
+    "--engine",
+    type=click.Choice(["vllm", "hf", "openai", "replay", "gold"]),
+    help="Default: vllm where it imports, else hf. gold replays the rows' targets.",
+)
+@click.option("--predictions", type=click.Path(path_type=Path), help="replay: predictions.jsonl.")
+@click.option("--base-url", help="openai: server URL, e.g. http://localhost:8000/v1.")
+@click.option("--concurrency", default=8, show_default=True, help="openai: requests in flight.")
+@click.option(
+    "--constrained/--free",
+    default=False,
+    show_default=True,
+    help="Constrain tool calls to the shown tools' JSON Schemas (xgrammar).",
+)
+@click.option(
+    "--tool-choice",
+    type=click.Choice(["auto", "required"]),
+    default="auto",
+    show_default=True,
+    help="required: every reply must start with a (constrained) call.",
+)
+@click.option("--max-tokens", default=192, show_default=True)
+@click.option("--temperature", default=0.0, show_default=True)
+@click.option("--top-p", default=1.0, show_default=True)
+@click.option("--samples", default=1, show_default=True, help="Episodes per row; pass^k for k>1.")
+@click.option("--seed", default=0, show_default=True, help="Sampling, row sample, bootstrap.")
+@click.option("--max-turns", default=4, show_default=True)
+@click.option("--batch-size", default=16, show_default=True, help="hf: prompts per generate().")
+@click.option("--dtype", default="auto", show_default=True)
+@click.option("--max-model-len", default=4096, show_default=True, help="vllm: context length.")
+@click.option("--kv-cache-gib", default=1.0, show_default=True, help="vllm: KV cache size.")
+@click.option("--enforce-eager", is_flag=True, help="vllm: skip torch.compile (faster start).")
+@click.option(
+    "--bfcl",
+    "bfcl_dir",
+    type=click.Path(path_type=Path),
+    help="Run on BFCL's public data instead of a suite (with --category).",
+)
+@click.option("--category", help="BFCL category: simple_python, multiple, parallel, ...")
+@click.option(
+    "--out", type=click.Path(path_type=Path), help="Output folder (default reports/<name>)."
+)
+@click.option("--name", default="", help="Run name shown in reports.")
+@click.option("--quiet", is_flag=True, help="Only the headline table.")
+def eval_cmd(**o: Any) -> None:
+    """Run a model through test episodes and score every part of the job.
+
+    Each test row is an episode on the suite's own executor: calls are parsed, validated and
+    executed, results go back, the model answers, the answer is scored. Writes results.json,
+    report.md and predictions.jsonl.
+
+    Example: toolsft eval --suite tool_schemas/commerce --model smollm2-135m
+    --adapter runs/demo/stage3 --out reports/stage3
+    """
+    from toolsft.engines import Decoding, EngineError, default_engine
+
+    console = Console()
+    engine_name = o["engine"] or default_engine()
+    if engine_name == "vllm" and logging.getLogger().getEffectiveLevel() > logging.INFO:
+        os.environ.setdefault("VLLM_LOGGING_LEVEL", "WARNING")  # vLLM logs INFO per batch
+    decoding = Decoding(
+        max_tokens=o["max_tokens"],
+        temperature=o["temperature"],
+        top_p=o["top_p"],
+        seed=o["seed"],
+        constrained=o["constrained"],
+        tool_choice=o["tool_choice"],
+    )
+    if o["samples"] > 1 and o["temperature"] == 0:
+        console.print("[yellow]--samples > 1 with --temperature 0: greedy samples are identical")
+    try:
+        if o["bfcl_dir"]:
+            _run_bfcl(console, engine_name, decoding, o)
+        else:
+            _run_suite(console, engine_name, decoding, o)
+    except EngineError as exc:
+        raise click.ClickException(str(exc)) from exc
+
+
+def _run_suite(console: Console, engine_name: str, decoding: Any, o: dict[str, Any]) -> None:
+    from toolsft.eval.data import DataError, load_eval_data
+    from toolsft.eval.results import write_run
+    from toolsft.eval.runner import EvalConfig, evaluate
+    from toolsft.schema.errors import SuiteError
+
+    if not o["suite_path"]:
+        raise click.UsageError("--suite is required (or --bfcl with --category)")
+    data = o["data"] or Path("datasets") / o["suite_path"].name
+    name = o["name"] or _default_name(o, engine_name)
+    cfg_kw = dict(
+        suite=o["suite_path"],
+        data=data,
+        split=o["split"],
+        stages=_stages(o["stages"]),
+        limit=o["limit"],
+        samples=o["samples"],
+        seed=o["seed"],
+        max_turns=o["max_turns"],
+        decoding=decoding,
+        name=name,
+    )
+    try:
+        examples = None
+        if engine_name == "gold":
+            examples = load_eval_data(
+                data, o["split"], cfg_kw["stages"], o["limit"], o["seed"]
+            ).examples
+        engine, ident = build_engine(engine_name, o["model"], o["adapter"], o, examples)
+        try:
+            results = evaluate(
+                engine,
+                EvalConfig(**cfg_kw, model=ident),
+                progress=lambda t, left: console.log(f"turn {t} done, {left} episodes go on"),
+            )
+        finally:
+            engine.close()
+    except (SuiteError, DataError) as exc:
+        raise click.ClickException(str(exc)) from exc
+    out = write_run(results, o["out"] or Path("reports") / name)
+    _print(console, results, o["quiet"])
+    console.print(f"wrote [bold]{out}[/] and {out.parent / 'report.md'}")
+
+
+def _default_name(o: dict[str, Any], engine_name: str) -> str:
+    if engine_name in ("gold", "replay"):
+        base = engine_name
+    else:
+        base = Path(o["adapter"]).name if o["adapter"] else Path(str(o["model"])).name
+    return f"{base}-{engine_name}" + ("-constrained" if o["constrained"] else "")
+
+
+def _print(console: Console, results: dict[str, Any], quiet: bool) -> None:
+    from toolsft.eval.tables import group_rich, headline_table, perf_table
+
+    console.print(headline_table(results))
+    if quiet:
+        return
+    console.print(group_rich(results, "stage"))
+    console.print(group_rich(results, "kind"))
+    console.print(perf_table(results))
+
+
+def _run_bfcl(console: Console, engine_name: str, decoding: Any, o: dict[str, Any]) -> None:
+    import json
+
+    from toolsft.eval.bfcl import BfclDataError
+    from toolsft.eval.bfcl_run import run_bfcl
+
+    if not o["category"]:
+        raise click.UsageError(
+            "--bfcl needs --category (simple_python, multiple, parallel, "
+            "parallel_multiple, irrelevance)"
+        )
+    if engine_name == "gold":
+        raise click.UsageError("--engine gold has no BFCL targets; use `toolsft bfcl-score`")
+    try:
+        engine, _ = build_engine(engine_name, o["model"], o["adapter"], o)
+        try:
+            res = run_bfcl(engine, o["bfcl_dir"], o["category"], decoding, o["limit"], o["seed"])
+        finally:
+            engine.close()
+    except BfclDataError as exc:
+        raise click.ClickException(str(exc)) from exc
+    out = Path(
+        o["out"] or Path("reports") / f"bfcl-{o['category']}-{_default_name(o, engine_name)}"
+    )
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "bfcl_results.json").write_text(
+        json.dumps(res, ensure_ascii=False, indent=1) + "\n", encoding="utf-8"
+    )
+    acc = res["accuracy"]
+    console.print(
+        f"BFCL {o['category']}: accuracy [bold]{100 * acc['value']:.1f}%[/] "
+        f"(95% CI {100 * acc['ci'][0]:.1f}–{100 * acc['ci'][1]:.1f}, n={acc['n']}); "
+        f"errors: {res['errors']}"
+    )
+    console.print(f"wrote [bold]{out / 'bfcl_results.json'}[/]")
+
+
+@click.command("report")
+@click.argument("results", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option(
+    "--out",
+    default="reports/report.html",
+    show_default=True,
+    type=click.Path(path_type=Path),
+    help="HTML file to write.",
+)
+@click.option("--labels", help="Comma-separated column labels (default: run names).")
+@click.option("--markdown", type=click.Path(path_type=Path), help="Also write a comparison table.")
+def report(results: tuple[Path, ...], out: Path, labels: str | None, markdown: Path | None) -> None:
+    """Render an HTML report from one or more results.json (first = baseline for deltas).
+
+    Example: toolsft report reports/base reports/stage1 reports/stage3 --out reports/demo.html
+    """
+    from toolsft.eval.html import compare_markdown, render_html
+    from toolsft.eval.results import ResultsError, load_results
+    from toolsft.eval.tables import compare_table
+
+    try:
+        runs = [load_results(p) for p in results]
+    except ResultsError as exc:
+        raise click.ClickException(str(exc)) from exc
+    names = (
+        [x.strip() for x in labels.split(",")]
+        if labels
+        else [r["run"].get("name") or Path(r["_file"]).parent.name for r in runs]
+    )
+    if len(names) != len(runs):
+        raise click.BadParameter(
+            f"{len(names)} labels for {len(runs)} results", param_hint="--labels"
+        )
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(render_html(runs, names), encoding="utf-8")
+    if markdown:
+        markdown.parent.mkdir(parents=True, exist_ok=True)
+        markdown.write_text(compare_markdown(runs, names), encoding="utf-8")
+    console = Console()
+    console.print(compare_table(runs, names))
+    console.print(f"wrote [bold]{out}[/]")

@@ -1,0 +1,130 @@
+"""Scripted engines: answers come from a file or from the gold rows, never from a model.
+
+`ReplayEngine` scores outputs produced elsewhere (and re-scores a past run: every eval writes
+`predictions.jsonl` in this format). `GoldEngine` answers with each row's own target turns: it
+is the harness's self-test (gold must score 100%) and the base of the perturbation tests.
+
+Requests are matched by key `<row id>#<sample>@<turn>` (see `request_key`).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from toolsft.chat.template import render_assistant
+from toolsft.engines.base import Decoding, EngineError, Generation, Request
+from toolsft.types import Example, ToolCall
+
+logger = logging.getLogger(__name__)
+
+MISSING = "missing"
+"""finish_reason of a request the script has no answer for (scored as a failure)."""
+
+
+def request_key(row_id: str, sample: int, turn: int) -> str:
+    return f"{row_id}#{sample}@{turn}"
+
+
+def load_predictions(path: str | Path) -> dict[str, str]:
+    """Read `{"key", "text"}` lines, or `{"id", "turns": [...], "sample"?}` lines."""
+    file = Path(path)
+    out: dict[str, str] = {}
+    try:
+        lines = file.read_text(encoding="utf-8").splitlines()
+    except OSError as exc:
+        raise EngineError(f"{file}: cannot read predictions ({exc.strerror})") from exc
+    for n, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            obj = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise EngineError(f"{file}:{n}: not JSON ({exc.msg})") from exc
+        out.update(_entries(file, n, obj))
+    return out
+
+
+def _entries(file: Path, n: int, obj: Any) -> dict[str, str]:
+    if not isinstance(obj, Mapping):
+        raise EngineError(f"{file}:{n}: a prediction is a JSON object, got {type(obj).__name__}")
+    if "key" in obj and isinstance(obj.get("text"), str):
+        return {str(obj["key"]): obj["text"]}
+    turns = obj.get("turns")
+    if "id" in obj and isinstance(turns, list) and all(isinstance(t, str) for t in turns):
+        sample = int(obj.get("sample", 0))
+        return {request_key(str(obj["id"]), sample, i): t for i, t in enumerate(turns)}
+    raise EngineError(
+        f'{file}:{n}: needs {{"key", "text"}} or {{"id", "turns": [...]}}, got keys {sorted(obj)}'
+    )
+
+
+class ReplayEngine:
+    """Answers each request with the scripted text for its key."""
+
+    name = "replay"
+
+    def __init__(self, predictions: Mapping[str, str] | str | Path) -> None:
+        self.source = None if isinstance(predictions, Mapping) else str(predictions)
+        self.script = (
+            dict(predictions) if isinstance(predictions, Mapping) else load_predictions(predictions)
+        )
+
+    def info(self) -> dict[str, Any]:
+        return {"engine": self.name, "model": self.source or "script", "adapter": None}
+
+    def close(self) -> None:
+        pass
+
+    def generate(self, requests: Sequence[Request], decoding: Decoding) -> list[Generation]:
+        out = []
+        for r in requests:
+            text = self.script.get(r.key)
+            if text is None:
+                logger.warning("replay: no prediction for %s", r.key)
+                out.append(Generation(text="", finish_reason=MISSING))
+            else:
+                out.append(
+                    Generation(text=text, output_tokens=len(text.split()), finish_reason="stop")
+                )
+        return out
+
+
+def gold_turns(example: Example) -> list[str]:
+    """The row's target assistant turns after the prompt, as the template renders them."""
+    n = int(example.meta.get("prompt_len", len(example.messages) - 1))
+    turns = []
+    for msg in example.messages[n:]:
+        if msg.get("role") != "assistant":
+            continue
+        calls = [ToolCall.from_openai(tc) for tc in msg.get("tool_calls") or []]
+        turns.append(render_assistant(str(msg.get("content") or ""), calls))
+    return turns
+
+
+def gold_script(
+    examples: Iterable[Example],
+    samples: int = 1,
+    edit: Callable[[Example, int, str], str] | None = None,
+) -> dict[str, str]:
+    """Keys to gold turn texts; `edit(example, turn, text)` perturbs them (tests)."""
+    script: dict[str, str] = {}
+    for ex in examples:
+        for turn, text in enumerate(gold_turns(ex)):
+            new = edit(ex, turn, text) if edit else text
+            for s in range(samples):
+                script[request_key(str(ex.meta.get("id")), s, turn)] = new
+    return script
+
+
+class GoldEngine(ReplayEngine):
+    """Replays the rows' own targets: the score every harness change must keep at 100%."""
+
+    name = "gold"
+
+    def __init__(self, examples: Iterable[Example], samples: int = 1) -> None:
+        super().__init__(gold_script(examples, samples))
+        self.source = "gold"
