@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 
-import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -126,14 +125,12 @@ def test_rendered_calls_round_trip(content: str, calls: list) -> None:
         assert parsed.content == content.strip()
 
 
-@pytest.mark.xfail(
-    reason="parse_assistant cuts at end tokens even inside JSON strings "
-    "(found by the round-trip fuzz); engines already stop at them",
-    strict=True,
-)
 def test_end_token_inside_a_string_argument() -> None:
+    # Found by the round-trip fuzz: an end token inside an argument does not end the turn.
     text = render_assistant("", [ToolCall("q", {"note": "see </s> tag"})])
-    assert parse_assistant(text).ok
+    parsed = parse_assistant(text + "<|im_end|>ignored")
+    assert parsed.ok and parsed.calls[0].arguments == {"note": "see </s> tag"}
+    assert parse_assistant("hello</s><tool_call>").calls == ()
 
 
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -35,8 +35,7 @@ def parse_assistant(text: Any) -> Parsed:
     """Split an assistant turn into free text and `<tool_call>` blocks."""
     if not isinstance(text, str):
         return Parsed("", (), (f"output is not text: {type(text).__name__}",))
-    for tok in _END_TOKENS:
-        text = text.split(tok, 1)[0]
+    text = _cut_at_end_token(text)
     if _OPEN not in text:
         return Parsed(text.strip(), (), ())
     content = text.split(_OPEN, 1)[0].strip()
@@ -54,6 +53,24 @@ def parse_assistant(text: Any) -> Parsed:
         if call is not None:
             calls.append(call)
     return Parsed(content, tuple(calls), tuple(errors))
+
+
+def _cut_at_end_token(text: str) -> str:
+    """Cut at the first end-of-turn token that is not inside a `<tool_call>` block.
+
+    An argument may legitimately contain "</s>" ("see </s> tag"); only a token outside every
+    open call ends the turn.
+    """
+    start = 0
+    while True:
+        hits = [(i, tok) for tok in _END_TOKENS if (i := text.find(tok, start)) >= 0]
+        if not hits:
+            return text
+        i, tok = min(hits)
+        before = text[:i]
+        if before.count(_OPEN) <= before.count(_CLOSE):
+            return before
+        start = i + len(tok)
 
 
 def _parse_call_body(body: str) -> tuple[ToolCall | None, str | None]:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from toolsft.gen.plan import plan_for
 from toolsft.gen.sample import Context, Draw
@@ -43,5 +45,18 @@ def make_utterance(
     if tpl.may_miss:  # only then can dropped groups have taken a required parameter along
         have = {s.split(".")[0] for s in slots}
         missing = tuple(r for r in tp.required if r not in have)
-    call = None if missing else ToolCall(tool, draw.args)
+    # Arguments in the schema's property order: constrained decoding emits that order, so
+    # training on it keeps the model on the distribution it is decoded with.
+    call = None if missing else ToolCall(tool, schema_ordered(draw.args, tp.spec.parameters))
     return Utterance(tool, text, call, missing, tpl.tid, tpl.source, draw)
+
+
+def schema_ordered(value: Any, schema: Mapping[str, Any]) -> Any:
+    """`value` with object keys in the order of the schema's `properties`, recursively."""
+    if isinstance(value, dict):
+        props = schema.get("properties") or {}
+        keys = [k for k in props if k in value] + [k for k in value if k not in props]
+        return {k: schema_ordered(value[k], props.get(k) or {}) for k in keys}
+    if isinstance(value, list):
+        return [schema_ordered(v, schema.get("items") or {}) for v in value]
+    return value
