@@ -267,11 +267,21 @@ def _make_trainer(
 
 
 def _last_checkpoint(plan: StagePlan) -> str | None:
-    from transformers.trainer_utils import get_last_checkpoint
-
+    """The newest *complete* checkpoint. A kill while a checkpoint is being written leaves a
+    folder without `trainer_state.json` (found by a real SIGKILL test): skip such folders."""
     if not plan.checkpoints.is_dir():
         return None
-    return get_last_checkpoint(str(plan.checkpoints))
+    complete = [
+        p
+        for p in plan.checkpoints.glob("checkpoint-*")
+        if p.name.split("-")[-1].isdigit() and (p / "trainer_state.json").is_file()
+    ]
+    for p in plan.checkpoints.glob("checkpoint-*"):
+        if p not in complete:
+            logger.warning("ignoring incomplete checkpoint %s (interrupted while saving)", p)
+    if not complete:
+        return None
+    return str(max(complete, key=lambda p: int(p.name.split("-")[-1])))
 
 
 def _metrics(
