@@ -21,7 +21,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from toolsft.gen.fastjson import row_of
+from toolsft.fastjson import row_of
 from toolsft.gen.pipeline import GenConfig, _date_range, draft_row, to_example
 from toolsft.gen.plan import plan_for
 from toolsft.gen.stages import Skip, StageConfig
