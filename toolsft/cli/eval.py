@@ -270,6 +270,7 @@ def _run_bfcl(console: Console, engine_name: str, decoding: Any, o: dict[str, An
 
     from toolsft.eval.bfcl import BfclDataError
     from toolsft.eval.bfcl_run import run_bfcl
+    from toolsft.eval.results import atomic_write
 
     if not o["category"]:
         raise click.UsageError(
@@ -290,9 +291,7 @@ def _run_bfcl(console: Console, engine_name: str, decoding: Any, o: dict[str, An
         o["out"] or Path("reports") / f"bfcl-{o['category']}-{_default_name(o, engine_name)}"
     )
     out.mkdir(parents=True, exist_ok=True)
-    (out / "bfcl_results.json").write_text(
-        json.dumps(res, ensure_ascii=False, indent=1) + "\n", encoding="utf-8"
-    )
+    atomic_write(out / "bfcl_results.json", json.dumps(res, ensure_ascii=False, indent=1) + "\n")
     acc = res["accuracy"]
     console.print(
         f"BFCL {o['category']}: accuracy [bold]{100 * acc['value']:.1f}%[/] "
@@ -319,7 +318,7 @@ def report(results: tuple[Path, ...], out: Path, labels: str | None, markdown: P
     Example: toolsft report reports/base reports/stage1 reports/stage3 --out reports/demo.html
     """
     from toolsft.eval.html import compare_markdown, render_html
-    from toolsft.eval.results import ResultsError, load_results
+    from toolsft.eval.results import ResultsError, atomic_write, load_results
     from toolsft.eval.tables import compare_table
 
     try:
@@ -335,11 +334,9 @@ def report(results: tuple[Path, ...], out: Path, labels: str | None, markdown: P
         raise click.BadParameter(
             f"{len(names)} labels for {len(runs)} results", param_hint="--labels"
         )
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(render_html(runs, names), encoding="utf-8")
+    atomic_write(out, render_html(runs, names))
     if markdown:
-        markdown.parent.mkdir(parents=True, exist_ok=True)
-        markdown.write_text(compare_markdown(runs, names), encoding="utf-8")
+        atomic_write(markdown, compare_markdown(runs, names))
     console = Console()
     console.print(compare_table(runs, names))
     console.print(f"wrote [bold]{out}[/]")

@@ -60,11 +60,20 @@ def write_run(results: Mapping[str, Any], out: str | Path) -> Path:
     return folder / "results.json"
 
 
-def _atomic(path: Path, text: str) -> None:
+def atomic_write(path: Path, text: str) -> None:
+    """Write via a temporary file and rename: a crash never leaves a partial report."""
+    path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        fh.write(text)
-    os.replace(tmp, path)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+_atomic = atomic_write
 
 
 def fmt_value(metric: Metric | None, value: float | None) -> str:
