@@ -15,7 +15,6 @@ from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from typing import Any
 
-from toolsft.fastjson import dumps
 from toolsft.gen.answers import facts_of, render_answer
 from toolsft.gen.augment import lower_first, maybe_context, maybe_paraphrase, maybe_typo
 from toolsft.gen.plan import STAGE_KINDS, plan_for
@@ -23,7 +22,7 @@ from toolsft.gen.sample import Context
 from toolsft.gen.utterance import Utterance, make_utterance
 from toolsft.gen.words import say_today
 from toolsft.schema.suite import Suite
-from toolsft.types import Expected, ToolCall
+from toolsft.types import Expected, ToolCall, dumps
 
 
 class Skip(Exception):

@@ -14,8 +14,8 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from toolsft.fastjson import dumps, row_of
-from toolsft.types import Example
+from toolsft.fastjson import row_of
+from toolsft.types import Example, dumps
 
 FORMATS = ("jsonl", "hf", "sharegpt")
 

@@ -16,8 +16,7 @@ from collections.abc import Mapping
 from functools import lru_cache
 from typing import Any
 
-from toolsft.fastjson import canonical
-from toolsft.types import ToolCall
+from toolsft.types import ToolCall, canonical
 
 MOCK_KINDS = (
     "arg",
