@@ -270,7 +270,7 @@ def _run_bfcl(console: Console, engine_name: str, decoding: Any, o: dict[str, An
 
     from toolsft.eval.bfcl import BfclDataError
     from toolsft.eval.bfcl_run import run_bfcl
-    from toolsft.eval.results import atomic_write
+    from toolsft.gen.writer import atomic_write
 
     if not o["category"]:
         raise click.UsageError(
@@ -318,8 +318,9 @@ def report(results: tuple[Path, ...], out: Path, labels: str | None, markdown: P
     Example: toolsft report reports/base reports/stage1 reports/stage3 --out reports/demo.html
     """
     from toolsft.eval.html import compare_markdown, render_html
-    from toolsft.eval.results import ResultsError, atomic_write, load_results
+    from toolsft.eval.results import ResultsError, load_results
     from toolsft.eval.tables import compare_table
+    from toolsft.gen.writer import atomic_write
 
     try:
         runs = [load_results(p) for p in results]

@@ -7,8 +7,6 @@ predictions.jsonl holds every model turn under its replay key, so `--engine repl
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from collections import Counter
 from collections.abc import Mapping
 from pathlib import Path
@@ -17,6 +15,7 @@ from typing import Any
 from toolsft.engines.replay import request_key
 from toolsft.eval.metrics import METRICS, Metric, metric_rows
 from toolsft.eval.runner import RESULTS_SCHEMA
+from toolsft.gen.writer import atomic_write
 
 
 class ResultsError(ValueError):
@@ -44,9 +43,9 @@ def write_run(results: Mapping[str, Any], out: str | Path) -> Path:
     """results.json, report.md and predictions.jsonl into `out`; returns results.json's path."""
     folder = Path(out)
     folder.mkdir(parents=True, exist_ok=True)
-    _atomic(folder / "results.json", json.dumps(results, ensure_ascii=False, indent=1) + "\n")
-    _atomic(folder / "report.md", render_markdown(results))
-    _atomic(
+    atomic_write(folder / "results.json", json.dumps(results, ensure_ascii=False, indent=1) + "\n")
+    atomic_write(folder / "report.md", render_markdown(results))
+    atomic_write(
         folder / "predictions.jsonl",
         "".join(
             json.dumps(
@@ -58,23 +57,6 @@ def write_run(results: Mapping[str, Any], out: str | Path) -> Path:
         ),
     )
     return folder / "results.json"
-
-
-def atomic_write(path: Path, text: str) -> None:
-    """Write via a temporary file and rename: a crash never leaves a partial report."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.chmod(tmp, 0o644)  # mkstemp makes 0600; outputs are meant to be shared
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-_atomic = atomic_write
 
 
 def fmt_value(metric: Metric | None, value: float | None) -> str:
