@@ -8,6 +8,7 @@ the run; its log names what went wrong, and everything written before it stays o
 from __future__ import annotations
 
 import logging
+import re
 import subprocess
 import sys
 import time
@@ -51,7 +52,7 @@ def run_plan(
             on_start(step)
         res = run_step(
             step,
-            logs / f"{i:02d}-{step.name.replace(' ', '_').replace('(', '').replace(')', '')}.log",
+            logs / f"{i:02d}-{re.sub(r'[^A-Za-z0-9]+', '_', step.name).strip('_')}.log",
         )
         done.append(res)
         if on_end:

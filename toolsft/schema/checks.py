@@ -147,11 +147,10 @@ def check_slots(file: Path, spec: ToolSpec, slots: Mapping[str, Any], pools: Map
             raise SuiteError(file, where, 'a string slot must name a pool as "@name"', cfg)
         if isinstance(cfg, Mapping):
             check_keys(file, where, cfg, SLOT_KEYS)
-        if (isinstance(cfg, str) or (isinstance(cfg, Mapping) and "pool" in cfg)) and resolve_pool(
-            cfg, pools
-        ) is None:
-            raise SuiteError(file, where, "unknown pool", cfg)
         pool = resolve_pool(cfg, pools)
+        names_pool = isinstance(cfg, str) or (isinstance(cfg, Mapping) and "pool" in cfg)
+        if names_pool and pool is None:
+            raise SuiteError(file, where, "unknown pool", cfg)
         if isinstance(cfg, Mapping) and "values" in cfg:
             check_holdout(file, where, cfg)
         if pool is not None:
