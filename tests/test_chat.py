@@ -79,7 +79,60 @@ def test_template_renders_tools_calls_and_results() -> None:
     ]
     text = render_messages(msgs, tools)
     assert text.startswith("<|im_start|>system\nS\n\n# Tools")
-    assert '<tools>\n{"type": "function"' in text
+    assert "\n## f: d\n\nTo call a tool" in text
     assert '<tool_call>\n{"name": "f", "arguments": {"a": "北京"}}\n</tool_call><|im_end|>' in text
     assert '<|im_start|>user\n<tool_response>\n{"ok": true}\n</tool_response><|im_end|>' in text
     assert text.endswith("<|im_start|>assistant\n好了<|im_end|>\n")
+
+
+def test_tools_render_as_compact_signatures() -> None:
+    """Every schema feature the renderer knows shows up; nested fields are indented."""
+    tool = {
+        "type": "function",
+        "function": {
+            "name": "order",
+            "description": "Place an order.",
+            "parameters": {
+                "type": "object",
+                "properties": {
+                    "id": {"type": "string", "pattern": "^A[0-9]{2}$", "description": "Id"},
+                    "kind": {"type": "string", "enum": ["fast", "slow"], "default": "slow"},
+                    "n": {"type": "integer", "minimum": 1, "maximum": 5},
+                    "price": {"type": "number", "exclusiveMinimum": 0},
+                    "day": {"type": "string", "format": "date"},
+                    "tags": {"type": "array", "items": {"type": "string"}, "maxItems": 2},
+                    "lines": {
+                        "type": "array",
+                        "items": {
+                            "type": "object",
+                            "properties": {"sku": {"type": "string"}},
+                            "required": ["sku"],
+                        },
+                    },
+                    "to": {
+                        "type": "object",
+                        "properties": {"city": {"type": "string"}},
+                        "required": ["city"],
+                    },
+                    "free": {},
+                },
+                "required": ["id", "lines"],
+            },
+        },
+    }
+    text = render_messages([{"role": "user", "content": "x"}], [tool])
+    block = text[text.index("## order") : text.index("\n\nTo call a tool")].split("\n")
+    assert block == [
+        "## order: Place an order.",
+        "- id*: string ^A[0-9]{2}$ - Id",
+        '- kind: "fast"|"slow" ="slow"',
+        "- n: integer >=1 <=5",
+        "- price: number >0",
+        "- day: string date",
+        "- tags: array of string items<=2",
+        "- lines*: array",
+        "  - sku*: string",
+        "- to: object",
+        "  - city*: string",
+        "- free: any",
+    ]

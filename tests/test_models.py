@@ -41,6 +41,16 @@ def test_alias_is_built_once(tiny_home: Path) -> None:
     assert (path / "model.safetensors").stat().st_mtime_ns == before
 
 
+def test_cached_alias_gets_the_current_template(tiny_home: Path) -> None:
+    """A cache built by an older toolsft (older template) is updated, its weights untouched."""
+    path = resolve_model("tiny-random", tiny_home)
+    (path / "chat_template.jinja").write_text("{{ old }}", encoding="utf-8")
+    before = (path / "model.safetensors").stat().st_mtime_ns
+    assert resolve_model("tiny-random", tiny_home) == path
+    assert (path / "chat_template.jinja").read_text(encoding="utf-8") == CHAT_TEMPLATE
+    assert (path / "model.safetensors").stat().st_mtime_ns == before
+
+
 def test_tiny_random_is_deterministic(tiny_home: Path, tmp_path: Path) -> None:
     other = resolve_model("tiny-random", tmp_path / "home2")
     ours = json.loads((tiny_home / "models" / "tiny-random" / MARKER).read_text())

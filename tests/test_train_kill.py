@@ -45,7 +45,7 @@ def _train(data: Path, out: Path, home: Path, *extra: str) -> subprocess.Popen[b
 
 
 def test_sigkill_then_resume_finishes_the_same_run(
-    tiny_data: Path,
+    tiny_data: Path,  # noqa: F811
     tiny_home: Path,  # noqa: F811
     tmp_path: Path,
 ) -> None:

@@ -151,6 +151,7 @@ def ensure_alias(alias: str, home: Path) -> Path:
     """Build `<home>/models/<alias>` once, atomically: a crash leaves no half-written folder."""
     final = Path(home).expanduser() / "models" / alias
     if (final / MARKER).is_file():
+        _refresh_template(final)
         return final
     final.parent.mkdir(parents=True, exist_ok=True)
     if final.exists():  # no marker: a folder not made by us, or an old partial copy
@@ -171,6 +172,24 @@ def ensure_alias(alias: str, home: Path) -> Path:
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return final
+
+
+def _refresh_template(folder: Path) -> None:
+    """A cache built by an older toolsft keeps its weights but gets the current template.
+
+    Weights never change for an alias; the template does (it is part of the prompt format), and
+    training, serving and parsing must all use this version's.
+    """
+    from toolsft.chat.template import CHAT_TEMPLATE
+
+    path = folder / "chat_template.jinja"
+    if path.is_file() and path.read_text(encoding="utf-8") == CHAT_TEMPLATE:
+        return
+    logger.info("updating the chat template of %s to this toolsft version's", folder)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(CHAT_TEMPLATE, encoding="utf-8")
+    tmp.chmod(0o644)
+    tmp.replace(path)
 
 
 def _share(folder: Path) -> None:

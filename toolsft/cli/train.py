@@ -33,6 +33,7 @@ OVERRIDES = {
     "method": "method",
     "lora_r": "lora_r",
     "lora_alpha": "lora_alpha",
+    "lora_layers": "lora_layers",
     "chat_template": "chat_template",
     "seed": "seed",
 }
@@ -113,6 +114,9 @@ def _flag_overrides(opts: dict[str, Any]) -> dict[str, Any]:
 @click.option("--method", type=click.Choice(["lora", "qlora", "full"]), help="[lora]")
 @click.option("--lora-r", type=int, help="LoRA rank [16].")
 @click.option("--lora-alpha", type=int, help="LoRA alpha [32].")
+@click.option(
+    "--lora-layers", type=int, help="LoRA on the last N layers only (0: all) [0]; faster steps."
+)
 @click.option("--dora", is_flag=True, help="DoRA (weight-decomposed LoRA).")
 @click.option("--rslora", is_flag=True, help="rsLoRA scaling.")
 @click.option(

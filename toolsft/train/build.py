@@ -63,7 +63,8 @@ def load_base(path: Path | str, cfg: TrainConfig, device: Device) -> Any:
     return model
 
 
-def lora_config(cfg: TrainConfig) -> Any:
+def lora_config(cfg: TrainConfig, num_layers: int | None = None) -> Any:
+    """peft's LoraConfig; `num_layers` (the model's depth) is needed when `cfg.lora_layers`."""
     from peft import LoraConfig
 
     if serve_requires_merge(cfg):
@@ -75,8 +76,21 @@ def lora_config(cfg: TrainConfig) -> Any:
     targets: Any = cfg.target_modules
     if targets == ["all-linear"]:
         targets = "all-linear"
+    layers = None
+    if cfg.lora_layers:
+        if not num_layers:
+            raise ValueError("lora_layers needs the model's number of layers")
+        if targets == "all-linear":
+            from toolsft.train.config import ConfigError
+
+            raise ConfigError(
+                f"lora_layers = {cfg.lora_layers}: name the target_modules (peft cannot limit "
+                "'all-linear' to some layers), e.g. q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,down_proj"
+            )
+        layers = list(range(max(num_layers - cfg.lora_layers, 0), num_layers))
     return LoraConfig(
         r=cfg.lora_r,
+        layers_to_transform=layers,
         lora_alpha=cfg.lora_alpha,
         lora_dropout=cfg.lora_dropout,
         target_modules=targets,
@@ -97,7 +111,7 @@ def attach_adapter(model: Any, cfg: TrainConfig, parent_weights: Path | None) ->
     from peft import PeftModel, get_peft_model
 
     if parent_weights is None:
-        return get_peft_model(model, lora_config(cfg))
+        return get_peft_model(model, lora_config(cfg, model.config.num_hidden_layers))
     model = PeftModel.from_pretrained(model, str(parent_weights), is_trainable=True)
     _warn_lora_drift(model.peft_config["default"], cfg, parent_weights)
     return model

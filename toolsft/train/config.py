@@ -57,6 +57,11 @@ class TrainConfig:
         [],
         "Modules trained in full and saved with the adapter. Adding lm_head/embed_tokens makes the adapter unloadable by vLLM: serve it with `toolsft export --merge`.",
     )
+    lora_layers: int = _f(
+        0,
+        "Put LoRA only on the last N transformer layers (0: all). Backward then stops at layer "
+        "L-N, so a step costs less: on CPU the demo trains the top layers of SmolLM2 only.",
+    )
     use_dora: bool = _f(False, "Weight-decomposed LoRA (DoRA).")
     use_rslora: bool = _f(False, "Rank-stabilized LoRA scaling (alpha / sqrt(r)).")
     # --- optimization ---
@@ -137,6 +142,7 @@ class TrainConfig:
             ("chat_template", self.chat_template in TEMPLATES, f"one of {TEMPLATES}"),
             ("lora_r", self.lora_r > 0, "> 0"),
             ("lora_dropout", 0 <= self.lora_dropout < 1, "in [0, 1)"),
+            ("lora_layers", self.lora_layers >= 0, ">= 0 (0: all layers)"),
             ("epochs", self.epochs > 0, "> 0"),
             ("learning_rate", self.learning_rate > 0, "> 0"),
             ("warmup_ratio", 0 <= self.warmup_ratio < 1, "in [0, 1)"),
