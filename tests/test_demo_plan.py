@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from toolsft.demo.plan import BUDGETS, build_plan, choose_budget
+from toolsft.demo.plan import BUDGETS, build_plan, choose_budget, write_jobs
 
 
 def test_budget_choice() -> None:
@@ -25,16 +25,40 @@ def test_plan_runs_the_curriculum_in_order(tmp_path: Path) -> None:
         baseline,
     )
     names = [s.name for s in plan.steps]
-    assert names[:2] == ["gen", "eval base"]
-    assert names.index("train stage 1") < names.index("eval stage 1") < names.index("train stage 2")
+    assert names[0] == "gen"
+    assert (
+        names.index("train stage 1") < names.index("export stage 1") < names.index("train stage 2")
+    )
+    assert names.index("export stage 3") < names.index("eval base and stages 1-3")
     assert names[-2:] == ["report", "gate"]
     train2 = next(s for s in plan.steps if s.name == "train stage 2")
     assert train2.argv[train2.argv.index("--out") + 1] == str(tmp_path / "runs")
-    constrained = next(s for s in plan.steps if s.name == "eval stage 3 constrained")
-    assert "--constrained" in constrained.argv
+    assert [e.label for e in plan.evals] == [
+        "base",
+        "stage 1",
+        "stage 2",
+        "stage 3",
+        "stage 3 constrained",
+    ]
+    assert [e.constrained for e in plan.evals] == [False] * 4 + [True]
+    assert plan.evals[3].model == str(tmp_path / "runs" / "stage3-merged")
     assert plan.final == tmp_path / "reports" / "stage3" / "results.json"
     report = next(s for s in plan.steps if s.name == "report")
     assert report.argv.count("--labels") == 1 and str(tmp_path / "reports" / "base") in report.argv
+
+
+def test_eval_step_scores_every_model_from_the_jobs_file(tmp_path: Path) -> None:
+    import json
+
+    plan = build_plan(
+        Path("tool_schemas/commerce"), BUDGETS["cpu"], tmp_path, tmp_path, tmp_path / "b.json"
+    )
+    step = next(s for s in plan.steps if s.name.startswith("eval"))
+    assert step.argv[step.argv.index("--jobs") + 1] == str(plan.jobs_file)
+    assert "--enforce-eager" in step.argv and "--engine" in step.argv
+    jobs = json.loads(write_jobs(plan).read_text())
+    assert [j["out"] for j in jobs] == [str(e.report) for e in plan.evals]
+    assert jobs[-1]["constrained"] is True and jobs[0]["model"] == "smollm2-135m"
 
 
 def test_no_gate_step_without_a_baseline(tmp_path: Path) -> None:
@@ -42,4 +66,3 @@ def test_no_gate_step_without_a_baseline(tmp_path: Path) -> None:
         Path("tool_schemas/commerce"), BUDGETS["cpu"], tmp_path, tmp_path, tmp_path / "missing.json"
     )
     assert "gate" not in [s.name for s in plan.steps]
-    assert all("--engine" in s.argv for s in plan.steps if s.report is not None)

