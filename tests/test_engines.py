@@ -12,7 +12,12 @@ import pytest
 from toolsft.chat.parse import parse_assistant
 from toolsft.engines import EngineError, make_engine
 from toolsft.engines.base import Decoding, Request
-from toolsft.engines.constrain import closed_schema, structural_tag, structural_tag_json
+from toolsft.engines.constrain import (
+    MAX_FREE_STRING,
+    closed_schema,
+    structural_tag,
+    structural_tag_json,
+)
 from toolsft.engines.replay import MISSING, ReplayEngine, load_predictions, request_key
 from toolsft.eval.validity import call_validity
 from toolsft.types import ToolSpec
@@ -51,6 +56,15 @@ def test_closed_schema_closes_every_object() -> None:
     assert closed["additionalProperties"] is False
     assert closed["properties"]["addr"]["additionalProperties"] is False
     assert "additionalProperties" not in PARAMS
+
+
+def test_closed_schema_caps_only_free_strings() -> None:
+    closed = closed_schema(PARAMS)["properties"]
+    assert closed["addr"]["properties"]["city"]["maxLength"] == MAX_FREE_STRING
+    for bounded in ("order_id", "day", "reason", "qty"):
+        assert "maxLength" not in closed[bounded]
+    capped = closed_schema({"type": "string", "maxLength": 500})
+    assert capped["maxLength"] == 500
 
 
 @pytest.mark.parametrize(

@@ -8,6 +8,10 @@ prefix matches training so constraining never pushes the model off its own distr
 
 Whitespace is bounded inside the JSON (`max_whitespace_cnt`): the template writes `", "` and
 `": "`, and an unbounded whitespace rule lets weak models loop on newlines until max_tokens.
+For the same reason a free-text string (no enum, pattern, format, const or maxLength) is capped
+at `MAX_FREE_STRING` characters: a weak model can otherwise repeat itself inside a string until
+max_tokens cuts the call (seen in the CPU demo: 1 of 90 constrained calls), and no argument
+value is that long.
 """
 
 from __future__ import annotations
@@ -21,10 +25,13 @@ TRIGGER = "<tool_call>"
 CALL_BEGIN = '<tool_call>\n{{"name": "{name}", "arguments": '
 CALL_END = "}\n</tool_call>"
 MAX_WHITESPACE = 1
+MAX_FREE_STRING = 80
+STRING_BOUNDS = ("enum", "const", "pattern", "format", "maxLength")
 
 
 def closed_schema(schema: Mapping[str, Any]) -> dict[str, Any]:
-    """A copy with `additionalProperties: false` on every object that does not set it.
+    """A copy with `additionalProperties: false` on every object that does not set it, and
+    free-text strings capped at `MAX_FREE_STRING` characters.
 
     BFCL-style scoring rejects parameters a tool does not declare, so the grammar must too.
     """
@@ -37,6 +44,8 @@ def _close(node: Any) -> None:
     if isinstance(node, dict):
         if node.get("type") == "object" and "properties" in node:
             node.setdefault("additionalProperties", False)
+        if node.get("type") == "string" and not any(k in node for k in STRING_BOUNDS):
+            node["maxLength"] = MAX_FREE_STRING
         for value in node.values():
             _close(value)
     elif isinstance(node, list):
