@@ -101,8 +101,10 @@ def test_a_prompt_that_does_not_fit_fails_alone(engine: Any) -> None:
     assert short.output_tokens > 0
 
 
-def _perturbed_copy(model: Path, out: Path) -> Path:
-    """The same architecture with other weights: every tensor scaled by a seeded noise."""
+def _perturbed_copy(model: Path, out: Path, head: bool) -> Path:
+    """The same architecture with other weights: seeded noise of 3x each matrix's std (small
+    noise leaves tiny-random's greedy output unchanged: all newlines) on the decoder layers'
+    matrices, and with `head` on the embedding (tied output layer) too."""
     import shutil
 
     import torch
@@ -111,28 +113,39 @@ def _perturbed_copy(model: Path, out: Path) -> Path:
     shutil.copytree(model, out)
     gen = torch.Generator().manual_seed(1)
     weights = load_file(str(model / "model.safetensors"))
-    noisy = {k: v + 0.5 * v.std() * torch.randn(v.shape, generator=gen) for k, v in weights.items()}
+    noisy = {
+        k: v + 3.0 * v.std() * torch.randn(v.shape, generator=gen)
+        if v.dim() == 2 and (head or "embed" not in k)
+        else v
+        for k, v in weights.items()
+    }
     save_file(noisy, str(out / "model.safetensors"), metadata={"format": "pt"})
     return out
 
 
-def test_reloaded_weights_answer_like_a_fresh_engine(engine: Any, tmp_path: Path) -> None:
-    """`use_weights` swaps checkpoints in place: the outputs are those of an engine started on
-    the new weights, and going back restores the old ones."""
+def _texts(engine: Any) -> list[str]:
+    reqs = [Request([{"role": "user", "content": f"order {i}"}], TOOLS, str(i)) for i in range(4)]
+    return [g.text for g in engine.generate(reqs, Decoding(max_tokens=12))]
+
+
+@pytest.mark.parametrize("head", [False, True], ids=["layers-reloaded", "head-restarts"])
+def test_other_weights_answer_like_a_fresh_engine(engine: Any, tmp_path: Path, head: bool) -> None:
+    """`use_weights` swaps checkpoints (in place when only decoder layers differ, else by a
+    restart): the outputs are those of an engine started on the new weights, and going back
+    restores the old ones."""
     from toolsft.engines.vllm_engine import VLLMEngine
 
     original = Path(engine.model_path)
-    other = _perturbed_copy(original, tmp_path / "other")
-    reqs = [Request([{"role": "user", "content": f"order {i}"}], TOOLS, str(i)) for i in range(4)]
-    before = [g.text for g in engine.generate(reqs, Decoding(max_tokens=12))]
+    other = _perturbed_copy(original, tmp_path / "other", head)
+    before = _texts(engine)
     fresh = VLLMEngine(other, seed=0, max_model_len=2048, kv_cache_gib=0.25, enforce_eager=True)
     try:
-        expected = [g.text for g in fresh.generate(reqs, Decoding(max_tokens=12))]
+        expected = _texts(fresh)
     finally:
         fresh.close()
     assert expected != before  # the perturbation changes what the model says
     engine.use_weights(other)
     assert engine.info()["model"] == str(other)
-    assert [g.text for g in engine.generate(reqs, Decoding(max_tokens=12))] == expected
+    assert _texts(engine) == expected
     engine.use_weights(original)
-    assert [g.text for g in engine.generate(reqs, Decoding(max_tokens=12))] == before
+    assert _texts(engine) == before

