@@ -230,10 +230,12 @@ def _run_suite(console: Console, engine_name: str, decoding: Any, o: dict[str, A
         decoding=decoding,
         name=name,
     )
-    if o["jobs"]:
-        _run_jobs(console, engine_name, decoding, o, cfg_kw)
-        return
+    if o["jobs"] and (engine_name not in ("vllm", "hf") or o["adapter"]):
+        raise click.UsageError("--jobs scores local models: --engine vllm or hf, no --adapter")
     try:
+        if o["jobs"]:
+            _run_jobs(console, engine_name, decoding, o, cfg_kw)
+            return
         examples = None
         if engine_name == "gold":
             examples = load_eval_data(
@@ -282,13 +284,16 @@ def _run_jobs(
 
     from toolsft.eval.results import write_run
     from toolsft.eval.runner import EvalConfig, evaluate
-    from toolsft.models import model_identity, resolve_model
+    from toolsft.models import ModelError, model_identity, resolve_model
 
     engine = None
     try:
         for job in read_jobs(o["jobs"]):
             if engine is not None and hasattr(engine, "use_weights"):
-                resolved = resolve_model(job["model"], _home())
+                try:
+                    resolved = resolve_model(job["model"], _home())
+                except ModelError as exc:
+                    raise click.ClickException(f"{o['jobs']}: {exc}") from exc
                 engine.use_weights(resolved)
                 ident = model_identity(resolved)
             else:
