@@ -33,6 +33,8 @@ def test_plan_runs_the_curriculum_in_order(tmp_path: Path) -> None:
     assert names[-2:] == ["report", "gate"]
     train2 = next(s for s in plan.steps if s.name == "train stage 2")
     assert train2.argv[train2.argv.index("--out") + 1] == str(tmp_path / "runs")
+    share = train2.argv[train2.argv.index("--replay-share") + 1]
+    assert float(share) == BUDGETS["quick"].replay_share
     assert [e.label for e in plan.evals] == [
         "base",
         "stage 1",

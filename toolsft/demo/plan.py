@@ -47,6 +47,8 @@ class Budget:
     target_modules: tuple[str, ...] = ("q_proj", "k_proj", "v_proj", "o_proj")
     val_rows: int = 16
     """Validation rows for the eval loss at the end of each stage."""
+    replay_share: float = 0.2
+    """Share of earlier stages' rows in stages 2 and 3 (against forgetting)."""
     step_s: float = 0.5
     """Seconds per 8-row optimizer step, for the ETA."""
 
@@ -61,6 +63,7 @@ class Budget:
             ("rows per step", f"{rows} ({self.batch_size} x {self.grad_accum} accumulation)"),
             ("max length (tokens)", str(self.max_length)),
             ("learning rate", f"{self.learning_rate:g}"),
+            ("replay of earlier stages", f"{100 * self.replay_share:.0f}% of stage 2 and 3 rows"),
             (
                 "LoRA",
                 f"{'last ' + str(self.lora_layers) if self.lora_layers else 'all'} layers, "
@@ -184,7 +187,8 @@ def build_plan(
         *("--batch-size", str(b.batch_size), "--grad-accum", str(b.grad_accum)),
         *("--max-length", str(b.max_length), "--lr", str(b.learning_rate)),
         *("--lora-layers", str(b.lora_layers), "--target-modules", ",".join(b.target_modules)),
-        *("--max-val-rows", str(b.val_rows), "--seed", str(seed), "--overwrite"),
+        *("--max-val-rows", str(b.val_rows), "--replay-share", str(b.replay_share)),
+        *("--seed", str(seed), "--overwrite"),
     )
     evals = [EvalJob("base", b.model, reports / "base")]
     per_step = b.step_s * b.batch_size * b.grad_accum / 8
