@@ -117,6 +117,16 @@ def test_noise_within_the_interval_passes() -> None:
     assert check_metric(m, base, None, 0.03).verdict == "missing"
 
 
+def test_rates_over_too_few_items_are_not_gated() -> None:
+    m = METRICS["irrelevance_precision"]
+    base = {"value": 1.0, "n": 2}
+    new = {"value": 0.4, "n": 5, "ci": [0.0, 0.8]}
+    assert check_metric(m, base, new, 0.05).verdict == "too few"
+    assert not check_metric(m, base, new, 0.05).failed
+    big = {"value": 0.4, "n": 50, "ci": [0.3, 0.5]}
+    assert check_metric(m, {"value": 1.0, "n": 50}, big, 0.05).verdict == "regression"
+
+
 def test_violation_counts_have_no_noise_allowance() -> None:
     m = METRICS["compliance_violations"]
     assert check_metric(m, {"value": 0}, {"value": 1, "ci": [0, 3]}, 0).verdict == "regression"

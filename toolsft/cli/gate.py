@@ -95,6 +95,7 @@ def _table(checks: list) -> object:  # list[Check]
         "pass": "green",
         "improved": "green",
         "new": "cyan",
+        "too few": "dim",
         "regression": "red",
         "missing": "red",
     }

@@ -19,6 +19,9 @@ from toolsft.eval.metrics import METRICS, Metric
 
 BASELINE_SCHEMA = "toolsft.baseline/1"
 DEFAULT_TOLERANCE = 0.02
+MIN_N = 10
+"""A rate over fewer items than this in either run is reported, not gated ("too few"): two
+otherwise equal CPU demo runs gave irrelevance precision 2/2 and 2/5, which is noise."""
 
 
 class GateRefused(ValueError):
@@ -34,7 +37,7 @@ class Check:
     ci: tuple[float | None, float | None]
     tolerance: float
     verdict: str
-    """pass, improved, regression, missing (in the baseline, not in the run), new."""
+    """pass, improved, regression, missing (in the baseline, not in the run), new, too few."""
 
     @property
     def failed(self) -> bool:
@@ -166,6 +169,8 @@ def check_metric(
         return Check(metric.name, metric.label, bv, nv, ci, tol, "new")  # type: ignore[arg-type]
     if nv is None:
         return Check(metric.name, metric.label, bv, nv, ci, tol, "missing")  # type: ignore[arg-type]
+    if metric.reduce == "rate" and min(_n(base), _n(new)) < MIN_N:
+        return Check(metric.name, metric.label, bv, nv, ci, tol, "too few")  # type: ignore[arg-type]
     sign = 1 if metric.higher_is_better else -1
     worse = sign * (bv - nv)  # > 0: the new run is worse
     if metric.reduce == "sum":
@@ -176,6 +181,12 @@ def check_metric(
         regressed = worse > tol + 1e-12 and outside
     verdict = "regression" if regressed else ("improved" if worse < -1e-12 else "pass")
     return Check(metric.name, metric.label, bv, nv, ci, tol, verdict)  # type: ignore[arg-type]
+
+
+def _n(stats: Mapping[str, Any] | None) -> float:
+    """Items behind a rate; unknown counts (older baselines) never block the gate."""
+    n = (stats or {}).get("n")
+    return float("inf") if n is None else float(n)
 
 
 def run_gate(
@@ -210,6 +221,7 @@ def gate_markdown(checks: list[Check], warnings: list[str]) -> str:
         "regression": "❌ regression",
         "missing": "❌ missing",
         "new": "🆕 new",
+        "too few": "➖ too few to gate",
     }
     lines = ["| metric | baseline | new | Δ | tolerance | verdict |", "|---|---|---|---|---|---|"]
     for c in checks:
