@@ -181,15 +181,13 @@ def _refresh_template(folder: Path) -> None:
     training, serving and parsing must all use this version's.
     """
     from toolsft.chat.template import CHAT_TEMPLATE
+    from toolsft.gen.writer import atomic_write
 
     path = folder / "chat_template.jinja"
     if path.is_file() and path.read_text(encoding="utf-8") == CHAT_TEMPLATE:
         return
     logger.info("updating the chat template of %s to this toolsft version's", folder)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(CHAT_TEMPLATE, encoding="utf-8")
-    tmp.chmod(0o644)
-    tmp.replace(path)
+    atomic_write(path, CHAT_TEMPLATE)
 
 
 def _share(folder: Path) -> None:

@@ -273,8 +273,7 @@ def write_jobs(plan: Plan) -> Path:
     """The eval step's --jobs file (JSON), from the plan's evals."""
     import json
 
-    plan.jobs_file.parent.mkdir(parents=True, exist_ok=True)
-    plan.jobs_file.write_text(
-        json.dumps([e.as_json() for e in plan.evals], indent=1) + "\n", encoding="utf-8"
-    )
+    from toolsft.gen.writer import atomic_write
+
+    atomic_write(plan.jobs_file, json.dumps([e.as_json() for e in plan.evals], indent=1) + "\n")
     return plan.jobs_file

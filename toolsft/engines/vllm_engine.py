@@ -63,7 +63,6 @@ class VLLMEngine:
         which halves a 2-core machine; measured 2.4x more requests/s with 0 on SmolLM2-135M).
         An explicit `VLLM_CPU_NUM_OF_RESERVED_CPU` in the environment wins."""
         import torch
-        from transformers import AutoTokenizer
 
         if not torch.cuda.is_available():  # read by vLLM's spawned engine-core process
             os.environ.setdefault("VLLM_CPU_NUM_OF_RESERVED_CPU", str(cpu_reserve))
@@ -73,9 +72,9 @@ class VLLMEngine:
             (str(adapter) if adapter else None),
             seed,
         )
-        tok_src = tokenizer_source(self.model_path, self.adapter)
-        self.renderer = PromptRenderer(AutoTokenizer.from_pretrained(tok_src), tok_src)
-        self.stop_ids = self.renderer.stop_token_ids()
+        self._load_renderer()
+        self._head: str | None = None
+        """head_digest of the served weights, computed on the first `use_weights`."""
         lora = _lora_settings(self.adapter, max_lora_rank)
         self._llm_kwargs = dict(
             seed=seed,
@@ -114,13 +113,19 @@ class VLLMEngine:
         """Serve another adapter (or the base model with None) from the running engine."""
         if adapter is not None and not self.settings.get("enable_lora"):
             raise EngineError("this vLLM engine was started without LoRA: pass max_lora_rank")
-        from transformers import AutoTokenizer
-
         self.adapter = str(adapter) if adapter else None
-        tok_src = tokenizer_source(self.model_path, self.adapter)
-        self.renderer = PromptRenderer(AutoTokenizer.from_pretrained(tok_src), tok_src)
+        self._load_renderer()
         self.lora_request = self._lora_request(self.adapter) if self.adapter else None
         self.reset_cache()
+
+    def _load_renderer(self) -> None:
+        """Prompts and stop ids from the served folder's tokenizer (a stage folder carries
+        its serving template)."""
+        from transformers import AutoTokenizer
+
+        tok_src = tokenizer_source(self.model_path, self.adapter)
+        self.renderer = PromptRenderer(AutoTokenizer.from_pretrained(tok_src), tok_src)
+        self.stop_ids = self.renderer.stop_token_ids()
 
     def _start(self) -> Any:
         from vllm import LLM
@@ -144,9 +149,9 @@ class VLLMEngine:
             raise EngineError("the vLLM engine is closed")
         if str(model) == self.model_path:
             return
-        from transformers import AutoTokenizer
-
-        if head_digest(model) == head_digest(self.model_path):
+        current = self._head or head_digest(self.model_path)
+        self._head = head_digest(model)
+        if self._head == current:
             try:
                 self.llm.collective_rpc("reload_weights", kwargs={"weights_path": str(model)})
             except Exception as exc:
@@ -157,9 +162,7 @@ class VLLMEngine:
             self.close()
             self.model_path = str(model)
             self.llm = self._start()
-        tok_src = tokenizer_source(self.model_path, self.adapter)
-        self.renderer = PromptRenderer(AutoTokenizer.from_pretrained(tok_src), tok_src)
-        self.stop_ids = self.renderer.stop_token_ids()
+        self._load_renderer()
         self.reset_cache()
 
     def reset_cache(self) -> None:
