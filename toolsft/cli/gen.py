@@ -42,6 +42,19 @@ from toolsft.types import LANGS
     help="Tools shown in stage-1 rows (0: all; confusable tools always included).",
 )
 @click.option(
+    "--show-all",
+    is_flag=True,
+    help="Show every tool in every row of every stage, as a deployed model sees them "
+    "(overrides --max-tools).",
+)
+@click.option(
+    "--group",
+    default=1,
+    show_default=True,
+    help="Rows per prompt group: consecutive rows share language, date and (with --show-all) "
+    "tool order, so `train --share-prefix` computes their common prompt once.",
+)
+@click.option(
     "--format",
     "fmt",
     default="jsonl",
@@ -58,6 +71,8 @@ def gen(
     lang: str,
     stages: str,
     max_tools: int,
+    show_all: bool,
+    group: int,
     fmt: str,
 ) -> None:
     """Generate staged, verified SFT data from a tool suite.
@@ -87,12 +102,20 @@ def gen(
         ) from exc
     if per_stage < 1:
         raise click.BadParameter("must be at least 1", param_hint="--per-stage")
+    if group < 1:
+        raise click.BadParameter(f"must be at least 1, got {group}", param_hint="--group")
     try:
         suite = load_suite(suite_path)
     except SuiteError as exc:
         raise click.ClickException(str(exc)) from exc
     cfg = GenConfig(
-        seed=seed, per_stage=per_stage, langs=langs, stages=stage_t, max_tools=max_tools
+        seed=seed,
+        per_stage=per_stage,
+        langs=langs,
+        stages=stage_t,
+        max_tools=max_tools,
+        show_all=show_all,
+        group=group,
     )
     total = sum(cfg.split_sizes().values()) * len(stage_t)
     with Progress(

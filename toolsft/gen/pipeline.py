@@ -35,6 +35,21 @@ class GenConfig:
     paraphrase: float = field(default=0.25, metadata={"help": "Share with a paraphrase wrapper."})
     context: float = field(default=0.15, metadata={"help": "Share with earlier small talk."})
     max_attempts: int = field(default=30, metadata={"help": "Tries per row before giving up."})
+    show_all: bool = field(
+        default=False,
+        metadata={
+            "help": "Show every tool of the suite in every row of every stage, as a deployed "
+            "model sees them (overrides max_tools and stage 2-3's short lists)."
+        },
+    )
+    group: int = field(
+        default=1,
+        metadata={
+            "help": "Rows per prompt group: consecutive rows that share language, date and (with "
+            "show_all) tool order, so their system prompt and tool list are identical and "
+            "`train --share-prefix` computes that prefix once for the whole group."
+        },
+    )
 
     def split_sizes(self) -> dict[str, int]:
         n = self.per_stage
@@ -114,9 +129,17 @@ def draft_row(
     """One attempt at row `i` (unverified): "today" is `lo` plus up to `span` days.
     Raises `Skip` when this attempt cannot be built."""
     rng = row_rng(cfg.seed, stage, split, i, attempt)
-    lang = cfg.langs[i % len(cfg.langs)] if attempt == 0 else rng.choice(cfg.langs)
-    today = lo + dt.timedelta(days=rng.randint(0, span))
-    ctx = Context(lang, split == "test", today, rng, scfg.noise)
+    if cfg.group > 1:  # what the group shares comes from the group's RNG, on every attempt
+        g = cfg.group
+        shared = random.Random(f"{cfg.seed}|{stage}|{split}|group {i // g}")
+        lang = cfg.langs[(i // g) % len(cfg.langs)]
+    else:
+        shared = rng
+        lang = cfg.langs[i % len(cfg.langs)] if attempt == 0 else rng.choice(cfg.langs)
+    today = lo + dt.timedelta(days=shared.randint(0, span))
+    names = plan_for(suite).names
+    order = tuple(shared.sample(names, len(names))) if cfg.show_all else ()
+    ctx = Context(lang, split == "test", today, rng, scfg.noise, order)
     return build(suite, stage, pick_suite_kind(suite, stage, rng), ctx, scfg)
 
 

@@ -46,6 +46,8 @@ class Context:
     today: dt.date
     rng: random.Random
     noise: float = 0.0
+    order: tuple[str, ...] = ()
+    """When set, every row shows exactly these tools in this order (`GenConfig.show_all`)."""
 
 
 @dataclass

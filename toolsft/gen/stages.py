@@ -85,7 +85,10 @@ def _user_text(
 
 
 def _shown(suite: Suite, targets: list[str], ctx: Context, limit: int) -> list[str]:
-    """The targets, then their confusable tools, then random others, up to `limit`; shuffled."""
+    """The targets, then their confusable tools, then random others, up to `limit`; shuffled.
+    A context with a fixed `order` shows every tool in that order instead."""
+    if ctx.order:
+        return list(ctx.order)
     plan = plan_for(suite)
     if len(targets) == 1:
         head, rest = plan.tools[targets[0]].neighbours
