@@ -27,7 +27,7 @@ def test_gen_throughput_script_runs_and_reports() -> None:
 
 
 def test_other_benchmarks_at_least_parse_their_options() -> None:
-    for script in ("train_throughput.py", "eval_throughput.py"):
+    for script in ("train_throughput.py", "eval_throughput.py", "prefix_packing.py"):
         res = subprocess.run(
             [sys.executable, str(REPO / "benchmarks" / script), "--help"],
             cwd=REPO,

@@ -64,6 +64,8 @@ def _flag_overrides(opts: dict[str, Any]) -> dict[str, Any]:
     for flag in ("dora", "rslora"):
         if opts.get(flag):
             out[f"use_{flag}"] = True
+    if opts.get("share_prefix"):
+        out["share_prefix"] = True
     if opts.get("no_early_stopping"):
         out["early_stopping_patience"] = 0
     return out
@@ -116,6 +118,13 @@ def _flag_overrides(opts: dict[str, Any]) -> dict[str, Any]:
 @click.option("--lora-alpha", type=int, help="LoRA alpha [32].")
 @click.option(
     "--lora-layers", type=int, help="LoRA on the last N layers only (0: all) [0]; faster steps."
+)
+@click.option(
+    "--share-prefix",
+    is_flag=True,
+    help="Pack rows that share their prompt (data from `gen --show-all --group N`) into one "
+    "sequence with a mask that keeps them apart: same loss, far fewer tokens. --batch-size "
+    "then counts packs and --max-length caps a pack.",
 )
 @click.option("--dora", is_flag=True, help="DoRA (weight-decomposed LoRA).")
 @click.option("--rslora", is_flag=True, help="rsLoRA scaling.")

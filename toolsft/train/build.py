@@ -162,8 +162,12 @@ def sft_config(cfg: TrainConfig, device: Device, output_dir: Path, has_val: bool
             # Our dataset is pre-tokenized with `assistant_masks`: TRL turns them into labels.
             assistant_only_loss=False,
             train_sampling_strategy="group_by_length"
-            if cfg.batch_size and cfg.batch_size > 1 and not cfg.packing
+            if cfg.batch_size and cfg.batch_size > 1 and not cfg.packing and not cfg.share_prefix
             else "random",
+            # Packs come ready (ids, labels, positions, segments) for toolsft's collator.
+            dataset_kwargs={"skip_prepare_dataset": True} if cfg.share_prefix else None,
+            remove_unused_columns=not cfg.share_prefix,
+            prediction_loss_only=True,
             logging_steps=cfg.logging_steps,
             eval_strategy="steps" if evaluate else "no",
             eval_steps=cfg.save_steps,

@@ -122,6 +122,10 @@ class TrainConfig:
         None,
         "Padding-free packing (auto: on GPU with FlashAttention, off on CPU where padded batches are faster).",
     )
+    share_prefix: bool = _f(
+        False,
+        "Train rows that begin with the same prompt (`gen --show-all --group N`) as one sequence: the shared system prompt and tool list once, then each row's own turns, with a mask that keeps rows apart. Same loss, a fraction of the tokens; batch_size then counts packs, and max_length caps a pack.",
+    )
     attn_implementation: str | None = _f(
         None, "Attention kernel (auto: flash_attention_2 when installed on GPU, else sdpa)."
     )

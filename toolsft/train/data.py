@@ -147,21 +147,45 @@ def _decode_call(call: Mapping[str, Any], where: str) -> dict[str, Any]:
 
 
 def mix_replay(
-    current: Sequence[Row], earlier: Sequence[Row], share: float, seed: int
+    current: Sequence[Row],
+    earlier: Sequence[Row],
+    share: float,
+    seed: int,
+    by_prompt: bool = False,
 ) -> list[Row]:
     """Current rows plus replay rows from earlier stages, so replay is `share` of the result.
 
     Replay rows are sampled without replacement (seeded); if earlier stages have fewer rows than
     asked for, all of them are used. The result is shuffled so every batch sees both.
+    `by_prompt` samples whole groups of rows with the same system prompt and tools, so
+    shared-prefix packing can still pack the replayed rows together.
     """
     rng = random.Random(seed)
     want = round(len(current) * share / (1 - share)) if share > 0 else 0
-    replay = rng.sample(list(earlier), min(want, len(earlier)))
+    replay = (
+        _sample_groups(earlier, want, rng)
+        if by_prompt
+        else rng.sample(list(earlier), min(want, len(earlier)))
+    )
     if want > len(earlier):
         logger.warning("replay: wanted %d earlier rows, only %d exist", want, len(earlier))
     mixed = list(current) + replay
     rng.shuffle(mixed)
     return mixed
+
+
+def _sample_groups(rows: Sequence[Row], want: int, rng: random.Random) -> list[Row]:
+    groups: dict[str, list[Row]] = {}
+    for row in rows:
+        system = [m.get("content") for m in row.messages if m.get("role") == "system"]
+        key = json.dumps([system, row.tools], sort_keys=True, ensure_ascii=False)
+        groups.setdefault(key, []).append(row)
+    picked: list[Row] = []
+    for key in rng.sample(sorted(groups), len(groups)):
+        if len(picked) >= want:
+            break
+        picked += groups[key][: want - len(picked)]
+    return picked
 
 
 def cap(rows: Sequence[Row], limit: int | None, seed: int) -> list[Row]:

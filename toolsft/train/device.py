@@ -84,6 +84,15 @@ def resolve_auto(cfg: TrainConfig, device: Device) -> TrainConfig:
     batch = cfg.batch_size or max(1, min(ROWS_PER_STEP, tokens // cfg.max_length))
     accum = cfg.grad_accum or max(1, math.ceil(ROWS_PER_STEP / batch))
     attn = cfg.attn_implementation or ("flash_attention_2" if device.flash_attn else "sdpa")
+    if cfg.share_prefix:
+        # Shared-prefix packs need an arbitrary 4-D mask: FlashAttention cannot take one.
+        if cfg.attn_implementation == "flash_attention_2":
+            raise ConfigError(
+                "share_prefix = true needs attn_implementation sdpa or eager, not flash_attention_2"
+            )
+        if cfg.packing:
+            raise ConfigError("share_prefix = true and packing = true exclude each other")
+        attn = "sdpa" if attn == "flash_attention_2" else attn
     return cfg.replace(
         batch_size=batch,
         grad_accum=accum,
@@ -91,7 +100,7 @@ def resolve_auto(cfg: TrainConfig, device: Device) -> TrainConfig:
         gradient_checkpointing=device.gpu
         if cfg.gradient_checkpointing is None
         else cfg.gradient_checkpointing,
-        packing=(device.gpu and device.flash_attn)
+        packing=(device.gpu and device.flash_attn and not cfg.share_prefix)
         if cfg.packing is None
         else bool(cfg.packing and device.flash_attn),
         attn_implementation=attn,

@@ -32,6 +32,7 @@ from toolsft.train.data import (
     read_rows,
     stage_file,
 )
+from toolsft.train.packing import PackCollator, Packs, pack_rows
 
 logger = logging.getLogger(__name__)
 
@@ -52,6 +53,14 @@ class Prepared:
     train: Encoded
     val: Encoded
     record: dict[str, Any]
+    train_packs: Packs | None = None
+    val_packs: Packs | None = None
+    """Shared-prefix packs of `train` / `val` when `share_prefix` is on."""
+
+    def datasets(self) -> tuple[Any, Any]:
+        train = self.train_packs or self.train
+        val = self.val_packs or self.val
+        return train.to_dataset(), val.to_dataset() if self.val.rows else None
 
 
 def train_stage(
@@ -185,10 +194,22 @@ def prepare_data(
     for s in plan.replay_stages:
         files[f"replay_stage{s}"] = stage_file(data, s, "train")
         earlier += read_rows(files[f"replay_stage{s}"], s)
-    mixed = mix_replay(current, earlier, cfg.replay_share, cfg.seed) if earlier else current
+    mixed = (
+        mix_replay(current, earlier, cfg.replay_share, cfg.seed, by_prompt=cfg.share_prefix)
+        if earlier
+        else current
+    )
     val_rows = cap(read_rows(files["val"], plan.stage, required=False), cfg.max_val_rows, cfg.seed)
     train = encode(tokenizer, mixed, template, cfg.max_length, cfg.max_drop_share)
     val = encode(tokenizer, val_rows, template, cfg.max_length, cfg.max_drop_share)
+    packs = (
+        (
+            pack_rows(train.input_ids, train.assistant_masks, cfg.max_length),
+            pack_rows(val.input_ids, val.assistant_masks, cfg.max_length),
+        )
+        if cfg.share_prefix
+        else (None, None)
+    )
     record = {
         "dir": str(data),
         **manifest_hash(data),
@@ -198,6 +219,11 @@ def prepare_data(
         "train_rows": _by_stage(train.rows),
         "val_rows": len(val.rows),
         "train_tokens": train.tokens,
+        **(
+            {"train_packs": len(packs[0].input_ids), "train_packed_tokens": packs[0].tokens}
+            if packs[0]
+            else {}
+        ),
         "dropped_too_long": train.dropped_too_long + val.dropped_too_long,
     }
     logger.info(
@@ -207,7 +233,16 @@ def prepare_data(
         len(val.rows),
         train.tokens,
     )
-    return Prepared(train, val, record)
+    if packs[0]:
+        logger.info(
+            "shared-prefix packing: %d rows in %d packs, %d -> %d tokens (%.1fx fewer)",
+            len(train.rows),
+            len(packs[0].input_ids),
+            train.tokens,
+            packs[0].tokens,
+            train.tokens / max(1, packs[0].tokens),
+        )
+    return Prepared(train, val, record, *packs)
 
 
 def _by_stage(rows: Sequence[Row]) -> dict[str, int]:
@@ -253,11 +288,13 @@ def _make_trainer(
         cbs.append(EarlyStoppingCallback(early_stopping_patience=cfg.early_stopping_patience))
     elif cfg.early_stopping_patience > 0:
         logger.warning("no validation rows: early stopping is off for stage %d", plan.stage)
+    train_ds, val_ds = prepared.datasets()
     trainer = ToolSFTTrainer(
         model=model,
         args=args,
-        train_dataset=prepared.train.to_dataset(),
-        eval_dataset=prepared.val.to_dataset() if has_val else None,
+        train_dataset=train_ds,
+        eval_dataset=val_ds,
+        data_collator=PackCollator(tokenizer.pad_token_id) if cfg.share_prefix else None,
         processing_class=tokenizer,
         callbacks=cbs,
         compact_lm_head=bool(cfg.compact_lm_head),

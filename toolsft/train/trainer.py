@@ -1,4 +1,5 @@
-"""`SFTTrainer` with a CPU loss that projects only the assistant tokens through the LM head.
+"""`SFTTrainer` with a CPU loss that projects only the assistant tokens through the LM head,
+and that trains shared-prefix packs (`toolsft.train.packing`) on any device.
 
 TRL's fused LM head scores only the labelled positions on Triton devices, but on CPU it scores
 every position (to keep tile shapes fixed) in [4096 x 32768] fp32 tiles with a dozen
@@ -18,6 +19,8 @@ import torch
 import torch.nn.functional as F
 from trl import SFTTrainer
 
+from toolsft.train.packing import segment_mask
+
 
 class ToolSFTTrainer(SFTTrainer):
     """SFTTrainer; `compact_lm_head=True` (the CPU default) switches to the loss above."""
@@ -33,8 +36,12 @@ class ToolSFTTrainer(SFTTrainer):
         return_outputs: bool = False,
         num_items_in_batch: Any = None,
     ) -> Any:
-        if not self.compact_lm_head or return_outputs or "labels" not in inputs:
+        packed = "segments" in inputs  # shared-prefix packs: the mask comes from the segments
+        if not packed and (not self.compact_lm_head or return_outputs or "labels" not in inputs):
             return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
+        if packed:
+            inputs = dict(inputs)
+            inputs["attention_mask"] = segment_mask(inputs.pop("segments"))
         mode = "train" if self.model.training else "eval"
         labels = inputs["labels"][:, 1:]
         mask = labels != -100
@@ -50,7 +57,7 @@ class ToolSFTTrainer(SFTTrainer):
         count = mask.sum() if num_items_in_batch is None else num_items_in_batch
         loss = loss_sum / torch.as_tensor(count, device=loss_sum.device).clamp(min=1)
         self._record(mode, logits, target, inputs)
-        return loss
+        return (loss, None) if return_outputs else loss
 
     @torch.no_grad()
     def _record(
@@ -61,5 +68,8 @@ class ToolSFTTrainer(SFTTrainer):
         acc = (logits.argmax(-1) == target).sum().item() / n if n else 0.0
         self._metrics[mode]["mean_token_accuracy"].append(acc)
         if mode == "train" and "attention_mask" in inputs:
-            self._total_train_tokens += int(inputs["attention_mask"].sum().item())
+            mask = inputs["attention_mask"]
+            # A packed batch's 4-D mask: its diagonal marks every real (and padding) position.
+            seen = mask.diagonal(dim1=-2, dim2=-1) if mask.dim() == 4 else mask
+            self._total_train_tokens += int(seen.sum().item())
         self._metrics[mode]["num_tokens"] = [self._total_train_tokens]

@@ -1,0 +1,163 @@
+"""Shared-prefix packing: layout, exact equivalence with separate rows, training, replay groups."""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+
+import fixtures_train
+import pytest
+from fixtures_train import tiny_config
+
+from toolsft.train.data import Row, mix_replay
+from toolsft.train.packing import IGNORE, PackCollator, pack_rows, segment_mask
+
+tiny_data = fixtures_train.tiny_data
+tiny_home = fixtures_train.tiny_home
+
+
+def _row(prefix: list[int], prompt_tail: list[int], answer: list[int]) -> tuple[list, list]:
+    ids = prefix + prompt_tail + answer
+    return ids, [0] * (len(prefix) + len(prompt_tail)) + [1] * len(answer)
+
+
+def test_rows_with_a_common_prompt_share_one_prefix() -> None:
+    prefix = list(range(100, 140))
+    rows = [
+        _row(prefix, [7, 8], [50, 51, 52]),
+        _row([900, 901, 902], [5], [60, 61]),  # shares nothing
+        _row(prefix, [9], [53, 54]),
+    ]
+    packs = pack_rows([r[0] for r in rows], [r[1] for r in rows], max_length=512)
+    assert len(packs.input_ids) == 2
+    shared = next(i for i, members in enumerate(packs.rows) if len(members) == 2)
+    ids, labels = packs.input_ids[shared], packs.labels[shared]
+    segments, positions = packs.segments[shared], packs.position_ids[shared]
+    assert ids[:40] == prefix and segments[:40] == [0] * 40
+    # Every suffix starts unlabelled and continues the prefix's positions.
+    for seg in (1, 2):
+        idx = [k for k, s in enumerate(segments) if s == seg]
+        assert labels[idx[0]] == IGNORE
+        assert positions[idx[0]] == 40
+    assert sorted(t for t in labels if t != IGNORE) == [50, 51, 52, 53, 54]
+    assert packs.tokens < sum(len(r[0]) for r in rows)
+
+
+def test_a_pack_never_exceeds_max_length() -> None:
+    prefix = list(range(100, 160))
+    rows = [_row(prefix, [k], [200 + k] * 5) for k in range(10)]
+    packs = pack_rows([r[0] for r in rows], [r[1] for r in rows], max_length=100)
+    assert all(len(p) <= 100 for p in packs.input_ids)
+    assert sum(len(m) for m in packs.rows) == 10
+
+
+def test_mask_keeps_suffixes_apart() -> None:
+    import torch
+
+    seg = torch.tensor([[0, 0, 1, 1, 2, 2, -1]])
+    m = segment_mask(seg)[0, 0]
+    assert m[3, :4].tolist() == [True, True, True, True]
+    assert m[4, 2:4].tolist() == [False, False]  # row 2 never sees row 1
+    assert m[5, :].tolist() == [True, True, False, False, True, True, False]
+    assert m[6].tolist() == [False] * 6 + [True]  # padding sees only itself
+
+
+def test_packed_logits_equal_separate_rows(tiny_home: Path) -> None:
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    from toolsft.models import resolve_model
+
+    model = AutoModelForCausalLM.from_pretrained(
+        resolve_model("tiny-random", tiny_home), torch_dtype=torch.float32
+    ).eval()
+    rng = random.Random(0)
+    prefix = [rng.randrange(10, 1000) for _ in range(30)]
+    rows = [
+        _row(prefix, [rng.randrange(10, 1000) for _ in range(n)], [rng.randrange(10, 1000)] * 4)
+        for n in (3, 6, 2)
+    ]
+    packs = pack_rows([r[0] for r in rows], [r[1] for r in rows], max_length=512)
+    assert len(packs.input_ids) == 1
+    batch = PackCollator(pad_token_id=0)(
+        [
+            {
+                "input_ids": packs.input_ids[0],
+                "labels": packs.labels[0],
+                "position_ids": packs.position_ids[0],
+                "segments": packs.segments[0],
+            }
+        ]
+    )
+    with torch.no_grad():
+        packed = model(
+            input_ids=batch["input_ids"],
+            position_ids=batch["position_ids"],
+            attention_mask=segment_mask(batch["segments"]),
+        ).logits[0]
+        labels = batch["labels"][0]
+        got = packed[:-1][labels[1:] != IGNORE]
+        want = []
+        for k in packs.rows[0]:  # pack order
+            ids, mask = rows[k]
+            logits = model(input_ids=torch.tensor([ids])).logits[0]
+            want.append(logits[:-1][torch.tensor(mask[1:]) == 1])
+    torch.testing.assert_close(got, torch.cat(want), atol=1e-4, rtol=1e-4)
+
+
+def test_training_with_shared_prefix_packs(
+    tiny_home: Path, tiny_data: Path, tmp_path: Path
+) -> None:
+    from toolsft.train.runner import train_stage
+
+    res = train_stage(
+        1, tiny_data, tmp_path, tiny_config(share_prefix=True, batch_size=1), tiny_home
+    )
+    data = json.loads((res.dir / "data.json").read_text())
+    assert data["train_packs"] < sum(data["train_rows"].values())
+    assert data["train_packed_tokens"] < data["train_tokens"]
+    assert res.metrics["global_step"] == 4
+    assert res.metrics["train_loss"] > 0
+
+
+def _rows(system: str, n: int, stage: int) -> list[Row]:
+    tools = [{"type": "function", "function": {"name": "t", "parameters": {}}}]
+    return [
+        Row(
+            [{"role": "system", "content": system}, {"role": "user", "content": f"q{i}"}],
+            tools,
+            {"id": f"{system}-{i}"},
+            f"f:{i}",
+            stage,
+        )
+        for i in range(n)
+    ]
+
+
+def test_replay_by_prompt_keeps_groups_together() -> None:
+    earlier = [r for g in range(6) for r in _rows(f"sys{g}", 8, 1)]
+    current = _rows("now", 32, 2)
+    mixed = mix_replay(current, earlier, share=0.2, seed=3, by_prompt=True)
+    replay = [r for r in mixed if r.stage == 1]
+    assert len(replay) == 8
+    assert len({r.messages[0]["content"] for r in replay}) == 1
+
+
+@pytest.mark.parametrize("group", [1, 4])
+def test_gen_groups_share_system_and_tools(group: int) -> None:
+    from toolsft.gen.pipeline import GenConfig, generate
+    from toolsft.schema.suite import load_suite
+
+    suite = load_suite(Path(__file__).parent.parent / "tool_schemas" / "commerce")
+    cfg = GenConfig(per_stage=16, stages=(1, 2), show_all=True, group=group)
+    rows = generate(suite, cfg).rows[(2, "train")]
+    names = {t.name for t in suite.tools}
+    assert all({t.name for t in r.tools} == names for r in rows)
+    heads = [(r.messages[0]["content"], tuple(t.name for t in r.tools)) for r in rows]
+    first_group = heads[:group]
+    assert len(set(first_group)) == 1
+    if group > 1:  # groups differ from each other (date, language, order)
+        assert len(set(heads)) == len(rows) // group
+    again = generate(suite, cfg).rows[(2, "train")]
+    assert [r.meta for r in again] == [r.meta for r in rows]

@@ -1,0 +1,165 @@
+"""Shared-prefix packing: rows whose prompts begin alike train as one sequence.
+
+Rows generated in groups (`gen --show-all --group N`) share their system prompt and tool list,
+which is most of every row (about 740 of 860 tokens for commerce stage 1). A pack holds that
+prefix once, followed by each row's own suffix. A 4-D attention mask lets every suffix see the
+prefix and itself only, and each suffix's position ids go on from where the prefix ends, so every
+labelled token gets the logits it would get in its own row: the same loss (up to float rounding)
+for a fraction of the tokens.
+
+A pack never shares a labelled token: the shared prefix stops before every row's first
+assistant token, and each suffix starts with at least one unlabelled token, so the last token of
+one suffix never "predicts" the first label of the next.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+IGNORE = -100
+PAD_SEGMENT = -1
+
+
+@dataclass
+class Packs:
+    """Packed sequences: ids, labels (-100 off the assistant mask), positions and segments
+    (0: the shared prefix, k: the k-th row's suffix, -1: padding)."""
+
+    input_ids: list[list[int]] = field(default_factory=list)
+    labels: list[list[int]] = field(default_factory=list)
+    position_ids: list[list[int]] = field(default_factory=list)
+    segments: list[list[int]] = field(default_factory=list)
+    rows: list[list[int]] = field(default_factory=list)
+    """Which input rows each pack holds (indices into the packed row list)."""
+
+    @property
+    def tokens(self) -> int:
+        return sum(len(x) for x in self.input_ids)
+
+    def to_dataset(self) -> Any:
+        from datasets import Dataset
+
+        return Dataset.from_dict(
+            {
+                "input_ids": self.input_ids,
+                "labels": self.labels,
+                "position_ids": self.position_ids,
+                "segments": self.segments,
+            }
+        )
+
+
+def pack_rows(
+    input_ids: Sequence[Sequence[int]],
+    masks: Sequence[Sequence[int]],
+    max_length: int,
+    min_share: float = 0.5,
+) -> Packs:
+    """Greedy packs of rows with a common prompt prefix, each at most `max_length` tokens.
+
+    Rows are sorted by their prompt tokens so rows that share a prefix are neighbours; a row
+    joins the open pack while the common prefix stays at least `min_share` of the pack's mean
+    row length and the pack still fits. A row that shares nothing becomes a pack of one, which
+    is exactly the unpacked row.
+    """
+    limits = [_prefix_limit(m) for m in masks]
+    order = sorted(range(len(input_ids)), key=lambda i: tuple(input_ids[i][: limits[i]]))
+    packs = Packs()
+    members: list[int] = []
+    shared = 0
+    for i in order:
+        if members:
+            common = min(shared, limits[i], _common(input_ids[i], input_ids[members[0]], shared))
+            group = [*members, i]
+            lengths = [len(input_ids[j]) for j in group]
+            size = common + sum(n - common for n in lengths)
+            if common >= min_share * sum(lengths) / len(lengths) and size <= max_length:
+                members, shared = group, common
+                continue
+            _emit(packs, input_ids, masks, members, shared)
+        members, shared = [i], limits[i]
+    if members:
+        _emit(packs, input_ids, masks, members, shared)
+    return packs
+
+
+def _prefix_limit(mask: Sequence[int]) -> int:
+    """The longest prefix a row may share: it must stop before the token ahead of its first
+    label, so the row's first label is predicted from inside its own suffix."""
+    first = next((k for k, m in enumerate(mask) if m), len(mask))
+    return max(0, first - 1)
+
+
+def _common(a: Sequence[int], b: Sequence[int], limit: int) -> int:
+    n = min(len(a), len(b), limit)
+    k = 0
+    while k < n and a[k] == b[k]:
+        k += 1
+    return k
+
+
+def _emit(
+    packs: Packs,
+    input_ids: Sequence[Sequence[int]],
+    masks: Sequence[Sequence[int]],
+    members: list[int],
+    shared: int,
+) -> None:
+    head = list(input_ids[members[0]][:shared])
+    ids, labels = list(head), [IGNORE] * shared
+    positions, segments = list(range(shared)), [0] * shared
+    for k, j in enumerate(members, start=1):
+        tail = input_ids[j][shared:]
+        ids += tail
+        labels += [t if m else IGNORE for t, m in zip(tail, masks[j][shared:], strict=True)]
+        positions += range(shared, shared + len(tail))
+        segments += [k] * len(tail)
+    packs.input_ids.append(ids)
+    packs.labels.append(labels)
+    packs.position_ids.append(positions)
+    packs.segments.append(segments)
+    packs.rows.append(list(members))
+
+
+def segment_mask(segments: Any) -> Any:
+    """[batch, seq] segment ids -> [batch, 1, seq, seq] boolean mask (True: may attend).
+
+    A token sees earlier tokens of the shared prefix (segment 0) and of its own segment;
+    padding (segment -1) sees only itself, so no attention row is empty.
+    """
+    import torch
+
+    q = segments[:, :, None]
+    k = segments[:, None, :]
+    n = segments.shape[-1]
+    causal = torch.ones(n, n, dtype=torch.bool, device=segments.device).tril()
+    allowed = ((k == 0) | (k == q)) & (q != PAD_SEGMENT) & causal
+    allowed |= torch.eye(n, dtype=torch.bool, device=segments.device)
+    return allowed[:, None]
+
+
+@dataclass
+class PackCollator:
+    """Pads packs to the batch's longest (right side) and keeps `segments` for the mask,
+    which `ToolSFTTrainer.compute_loss` builds; a 4-D mask in the batch would make the
+    Trainer count L x L "tokens seen"."""
+
+    pad_token_id: int
+
+    def __call__(self, features: list[dict[str, Any]]) -> dict[str, Any]:
+        import torch
+
+        width = max(len(f["input_ids"]) for f in features)
+
+        def column(key: str, fill: int) -> Any:
+            rows = [list(f[key]) + [fill] * (width - len(f[key])) for f in features]
+            return torch.tensor(rows, dtype=torch.long)
+
+        return {
+            "input_ids": column("input_ids", self.pad_token_id),
+            "labels": column("labels", IGNORE),
+            "position_ids": column("position_ids", 0),
+            "segments": column("segments", PAD_SEGMENT),
+        }
