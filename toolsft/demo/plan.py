@@ -6,14 +6,16 @@ vLLM's CPU engine gets the `__main__` process it needs.
 
 Budget arithmetic (CPU, 2 cores, SmolLM2-135M, commerce), measured on 2026-11-22 with stage-1
 runs of `toolsft train` scored on the val split (never the test split):
-- rows cost ~450-490 tokens with the compact tool rendering (three tools in stage 1);
 - an optimizer step of 4 rows with LoRA on the last 12 layers (all linear modules) takes
-  ~4.2 s; the same rows with LoRA on all 30 layers ~8.4 s, and 8-row steps cost twice as much;
-- at equal compute, 4-row steps beat 8-row steps (val task completion on stage-1 rows 30% vs
-  13%: more updates), and top-12 LoRA matched all-layer LoRA and full fine-tuning (eval loss
-  0.26 vs 0.27 / 0.26) in about 60% of their time;
+  ~4.2 s; the same rows with LoRA on all 30 layers ~8.4 s; at equal compute, more small steps
+  beat fewer large ones, and top-12 LoRA matched all-layer LoRA and full fine-tuning on loss;
+- rows that show the whole tool list (as deployed) cost ~850 tokens, ~740 of them the system
+  prompt and tools. Generated in groups of 8 that share that prompt and trained as
+  shared-prefix packs, 1,200 stage-1 rows are 242k tokens instead of 1,022k (4.2x fewer); a
+  pack of 8 rows takes ~4.8 s, so a row costs ~0.6 s instead of ~1.05 s for a 3-tool row;
 - one vLLM-CPU engine in eager mode starts in ~25 s and scores 90 episodes in ~25 s.
-That leaves ~900 s of training in 20 minutes: the 210 steps of the cpu budget.
+A first run of 70/50/35 packs took 19.9 minutes (eval 223 s: prompts are ~800 tokens now), so
+the cpu budget trains 60/45/30 packs (1,080 rows) to leave a margin under 20 minutes.
 """
 
 from __future__ import annotations
@@ -51,16 +53,27 @@ class Budget:
     """Share of earlier stages' rows in stages 2 and 3 (against forgetting)."""
     step_s: float = 0.5
     """Seconds per 8-row optimizer step, for the ETA."""
+    show_all: bool = False
+    """Every row shows the suite's whole tool list (as deployed), so rows can share a prompt."""
+    group: int = 1
+    """Rows per prompt group in gen: they share language, date and tool order."""
+    share_prefix: bool = False
+    """Train each prompt group as one pack: the shared prompt once, then each row's turns."""
 
     def describe(self) -> list[tuple[str, str]]:
-        rows = self.batch_size * self.grad_accum
+        per_step = self.batch_size * self.grad_accum
+        rows = (
+            f"{per_step * self.group} ({per_step} pack(s) of {self.group} rows sharing one prompt)"
+            if self.share_prefix
+            else f"{per_step} ({self.batch_size} x {self.grad_accum} accumulation)"
+        )
         return [
             ("budget", self.name),
             ("model", self.model),
             ("device", self.device),
             ("rows generated per stage", str(self.rows_per_stage)),
             ("optimizer steps per stage", " / ".join(map(str, self.max_steps))),
-            ("rows per step", f"{rows} ({self.batch_size} x {self.grad_accum} accumulation)"),
+            ("rows per step", rows),
             ("max length (tokens)", str(self.max_length)),
             ("learning rate", f"{self.learning_rate:g}"),
             ("replay of earlier stages", f"{100 * self.replay_share:.0f}% of stage 2 and 3 rows"),
@@ -70,47 +83,68 @@ class Budget:
                 + ",".join(self.target_modules),
             ),
             ("test rows per stage per eval", str(self.eval_rows)),
-            ("tools shown in stage-1 rows", str(self.max_tools)),
+            (
+                "tools shown",
+                "all, in every stage" if self.show_all else f"{self.max_tools} in stage-1 rows",
+            ),
             ("eval engine", self.engine),
         ]
 
 
+# Rows in groups of 8 that show the whole tool list (as a deployed model sees it), trained as
+# shared-prefix packs: one pack of commerce stage-1 rows is ~1.6k tokens instead of 8 x 850.
+PACKED = {"show_all": True, "group": 8, "share_prefix": True}
 ATTN = ("q_proj", "k_proj", "v_proj", "o_proj")
 ALL_LINEAR = (*ATTN, "gate_proj", "up_proj", "down_proj")
 BUDGETS = {
     "quick": Budget(
-        "quick", "tiny-random", 40, (3, 3, 3), 2, 1, 2048, 1e-3, 6, 3, "cpu", "hf", val_rows=4
+        "quick",
+        "tiny-random",
+        40,
+        (3, 3, 3),
+        1,
+        1,
+        2048,
+        1e-3,
+        6,
+        0,
+        "cpu",
+        "hf",
+        val_rows=4,
+        **PACKED,
     ),
     "cpu": Budget(
         "cpu",
         "smollm2-135m",
-        600,
-        (90, 70, 50),
-        2,
-        2,
-        1024,
+        1200,
+        (60, 45, 30),
+        1,
+        1,
+        2560,
         3e-3,
         30,
-        3,
+        0,
         "cpu",
         lora_layers=12,
         target_modules=ALL_LINEAR,
         val_rows=0,
-        step_s=8.4,
+        step_s=5.0,
+        **PACKED,
     ),
     "gpu": Budget(
         "gpu",
         "smollm2-135m",
-        3000,
+        4000,
         (300, 300, 300),
-        16,
+        2,
         1,
-        2048,
+        4096,
         5e-4,
         120,
         0,
         "cuda",
         target_modules=ALL_LINEAR,
+        **PACKED,
     ),
 }
 
@@ -178,7 +212,9 @@ def build_plan(
                 "gen",
                 *("--suite", str(suite), "--out", str(data), "--seed", str(seed)),
                 *("--per-stage", str(b.rows_per_stage), "--max-tools", str(b.max_tools)),
-            ),
+                *("--group", str(b.group)),
+            )
+            + (("--show-all",) if b.show_all else ()),
             10,
         )
     ]
@@ -189,9 +225,10 @@ def build_plan(
         *("--lora-layers", str(b.lora_layers), "--target-modules", ",".join(b.target_modules)),
         *("--max-val-rows", str(b.val_rows), "--replay-share", str(b.replay_share)),
         *("--seed", str(seed), "--overwrite"),
-    )
+    ) + (("--share-prefix",) if b.share_prefix else ())
     evals = [EvalJob("base", b.model, reports / "base")]
-    per_step = b.step_s * b.batch_size * b.grad_accum / 8
+    rows_per_step = b.batch_size * b.grad_accum * (b.group if b.share_prefix else 1)
+    per_step = b.step_s * rows_per_step / 8
     for stage in (1, 2, 3):
         n = b.max_steps[stage - 1]
         merged = runs / f"stage{stage}-merged"
