@@ -68,3 +68,31 @@ def test_no_gate_step_without_a_baseline(tmp_path: Path) -> None:
         Path("tool_schemas/commerce"), BUDGETS["cpu"], tmp_path, tmp_path, tmp_path / "missing.json"
     )
     assert "gate" not in [s.name for s in plan.steps]
+
+
+def test_a_failed_gate_still_prints_what_was_measured(tmp_path: Path, monkeypatch) -> None:
+    import json
+
+    from click.testing import CliRunner
+
+    import toolsft.demo.run as run
+    from toolsft.cli.main import cli
+
+    reports, baseline = tmp_path / "reports", tmp_path / "base.json"
+    baseline.write_text("{}")
+    for col in ("base", "stage1", "stage2", "stage3", "stage3-constrained"):
+        (reports / col).mkdir(parents=True)
+        metrics = {"task_completion": {"value": 0.5 if col == "stage3" else 0.1}}
+        (reports / col / "results.json").write_text(json.dumps({"metrics": metrics}))
+
+    def fail_at_gate(plan, logs, on_start=None, on_end=None):  # type: ignore[no-untyped-def]
+        gate = plan.steps[-1]
+        assert gate.name == "gate"
+        raise run.StepFailed(run.StepResult(gate, 1, 0.1, logs / "gate.log", 1.0))
+
+    monkeypatch.setattr(run, "run_plan", fail_at_gate)
+    args = ["demo", "--quick", "--runs", str(tmp_path / "runs"), "--reports", str(reports)]
+    res = CliRunner().invoke(cli, [*args, "--baseline", str(baseline)])
+    assert res.exit_code != 0
+    assert "held-out test split" in res.output and "50.0%" in res.output
+    assert "report:" in res.output  # the path itself may wrap at the terminal width

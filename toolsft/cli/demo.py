@@ -113,6 +113,9 @@ def demo(
         try:
             results = run_plan(plan, runs / "logs", on_start=start, on_end=end)
         except StepFailed as exc:
+            if exc.result.step.name == "gate":  # every report exists: show what was measured
+                console.print(headline_table(plan))
+                console.print(f"report: {reports / 'report.html'} (and report.md)")
             raise click.ClickException(str(exc)) from exc
     wall = time.perf_counter() - t0
     peak = max(r.peak_rss_mb for r in results) / 1024
