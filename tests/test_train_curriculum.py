@@ -227,6 +227,7 @@ def test_cli_train_and_export(tiny_home: Path, tiny_data: Path, tmp_path: Path) 
         env=env,
     )
     assert res.exit_code == 0, res.output
+    assert "stage 1: step 2/2, loss" in res.output  # no terminal: progress as plain lines
     saved = (run / "stage1" / "config.yaml").read_text()
     assert "learning_rate: 0.001" in saved and "lora_r: 4" in saved and "max_train_rows: 8" in saved
     res = CliRunner().invoke(
@@ -309,3 +310,11 @@ def test_early_stopping_is_wired_to_val_loss(
     stops = [c for c in trainer.callback_handler.callbacks if isinstance(c, EarlyStoppingCallback)]
     assert stops and stops[0].early_stopping_patience == 2
     assert trainer.args.metric_for_best_model == "eval_loss" and trainer.args.eval_steps == 3
+
+
+def test_plain_progress_lines_every_tenth_of_the_run() -> None:
+    from toolsft.cli.train import _milestone
+
+    assert [s for s in range(1, 101) if _milestone(s, 100)] == list(range(10, 101, 10))
+    assert [s for s in range(1, 5) if _milestone(s, 4)] == [1, 2, 3, 4]
+    assert not _milestone(0, 10) and not _milestone(3, None)

@@ -207,11 +207,24 @@ def _run(console: Console, call: Any) -> Any:
             if "id" not in task:
                 task["id"] = bar.add_task("train", total=p.total_steps, **fields)
             bar.update(task["id"], completed=p.step, total=p.total_steps, **fields)
+            if not console.is_terminal and _milestone(p.step, p.total_steps):
+                # A log file or CI gets no live bar: a line every tenth of the run instead.
+                console.print(
+                    f"stage {p.stage}: step {p.step}/{p.total_steps}, loss {fields['loss']}, "
+                    f"{fields['tps']} tok/s"
+                )
 
         try:
             return call(sink)
         except (CheckError, ConfigError, CurriculumError, DataError, ModelError) as exc:
             raise click.ClickException(str(exc)) from exc
+
+
+def _milestone(step: int, total: int | None) -> bool:
+    """The steps that end each tenth of the run (every step of a run under 10 steps)."""
+    if not total or step <= 0:
+        return False
+    return step == total or step * 10 // total > (step - 1) * 10 // total
 
 
 def _summary(console: Console, result: Any) -> None:
