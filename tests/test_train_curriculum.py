@@ -227,7 +227,7 @@ def test_cli_train_and_export(tiny_home: Path, tiny_data: Path, tmp_path: Path) 
         env=env,
     )
     assert res.exit_code == 0, res.output
-    assert "stage 1: step 2/2, loss" in res.output  # no terminal: progress as plain lines
+    assert res.output.count("stage 1: step 2/2, loss") == 1  # no terminal: plain lines, once
     saved = (run / "stage1" / "config.yaml").read_text()
     assert "learning_rate: 0.001" in saved and "lora_r: 4" in saved and "max_train_rows: 8" in saved
     res = CliRunner().invoke(
