@@ -161,3 +161,15 @@ def test_gen_groups_share_system_and_tools(group: int) -> None:
         assert len(set(heads)) == len(rows) // group
     again = generate(suite, cfg).rows[(2, "train")]
     assert [r.meta for r in again] == [r.meta for r in rows]
+
+
+def test_pack_stage_warns_when_rows_share_nothing(caplog: pytest.LogCaptureFixture) -> None:
+    from toolsft.train.data import Encoded
+    from toolsft.train.packing import pack_stage
+
+    rows = [_row([k * 10 + j for j in range(5)], [1], [2, 3]) for k in range(4)]
+    enc = Encoded([r[0] for r in rows], [r[1] for r in rows], _rows("s", 4, 1))
+    with caplog.at_level("WARNING"):
+        train, _ = pack_stage(enc, Encoded(), max_length=64)
+    assert len(train.input_ids) == 4
+    assert "few rows share a prompt" in caplog.text

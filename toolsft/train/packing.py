@@ -14,9 +14,15 @@ one suffix never "predicts" the first label of the next.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from toolsft.train.data import Encoded
+
+logger = logging.getLogger(__name__)
 
 IGNORE = -100
 PAD_SEGMENT = -1
@@ -37,6 +43,10 @@ class Packs:
     @property
     def tokens(self) -> int:
         return sum(len(x) for x in self.input_ids)
+
+    def summary(self) -> dict[str, int]:
+        """What data.json records about the packs."""
+        return {"train_packs": len(self.input_ids), "train_packed_tokens": self.tokens}
 
     def to_dataset(self) -> Any:
         from datasets import Dataset
@@ -82,6 +92,31 @@ def pack_rows(
         members, shared = [i], limits[i]
     if members:
         _emit(packs, input_ids, masks, members, shared)
+    return packs
+
+
+def pack_stage(train: Encoded, val: Encoded, max_length: int) -> tuple[Packs, Packs]:
+    """Pack a stage's encoded train and val rows; log the saving, warn when there is none."""
+    packs = (
+        pack_rows(train.input_ids, train.assistant_masks, max_length),
+        pack_rows(val.input_ids, val.assistant_masks, max_length),
+    )
+    n_rows, n_packs = len(train.rows), len(packs[0].input_ids)
+    logger.info(
+        "shared-prefix packing: %d rows in %d packs, %d -> %d tokens (%.1fx fewer)",
+        n_rows,
+        n_packs,
+        train.tokens,
+        packs[0].tokens,
+        train.tokens / max(1, packs[0].tokens),
+    )
+    if n_packs > 0.8 * n_rows:
+        logger.warning(
+            "share_prefix: few rows share a prompt (%d packs for %d rows); generate the data "
+            "with `gen --show-all --group N` so that groups of rows do",
+            n_packs,
+            n_rows,
+        )
     return packs
 
 

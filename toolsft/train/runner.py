@@ -32,7 +32,7 @@ from toolsft.train.data import (
     read_rows,
     stage_file,
 )
-from toolsft.train.packing import PackCollator, Packs, pack_rows
+from toolsft.train.packing import PackCollator, Packs, pack_stage
 
 logger = logging.getLogger(__name__)
 
@@ -202,14 +202,7 @@ def prepare_data(
     val_rows = cap(read_rows(files["val"], plan.stage, required=False), cfg.max_val_rows, cfg.seed)
     train = encode(tokenizer, mixed, template, cfg.max_length, cfg.max_drop_share)
     val = encode(tokenizer, val_rows, template, cfg.max_length, cfg.max_drop_share)
-    packs = (
-        (
-            pack_rows(train.input_ids, train.assistant_masks, cfg.max_length),
-            pack_rows(val.input_ids, val.assistant_masks, cfg.max_length),
-        )
-        if cfg.share_prefix
-        else (None, None)
-    )
+    packs = pack_stage(train, val, cfg.max_length) if cfg.share_prefix else (None, None)
     record = {
         "dir": str(data),
         **manifest_hash(data),
@@ -219,11 +212,7 @@ def prepare_data(
         "train_rows": _by_stage(train.rows),
         "val_rows": len(val.rows),
         "train_tokens": train.tokens,
-        **(
-            {"train_packs": len(packs[0].input_ids), "train_packed_tokens": packs[0].tokens}
-            if packs[0]
-            else {}
-        ),
+        **(packs[0].summary() if packs[0] else {}),
         "dropped_too_long": train.dropped_too_long + val.dropped_too_long,
     }
     logger.info(
@@ -233,15 +222,6 @@ def prepare_data(
         len(val.rows),
         train.tokens,
     )
-    if packs[0]:
-        logger.info(
-            "shared-prefix packing: %d rows in %d packs, %d -> %d tokens (%.1fx fewer)",
-            len(train.rows),
-            len(packs[0].input_ids),
-            train.tokens,
-            packs[0].tokens,
-            train.tokens / max(1, packs[0].tokens),
-        )
     return Prepared(train, val, record, *packs)
 
 
