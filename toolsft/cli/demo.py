@@ -114,19 +114,28 @@ def demo(
             results = run_plan(plan, runs / "logs", on_start=start, on_end=end)
         except StepFailed as exc:
             if exc.result.step.name == "gate":  # every report exists: show what was measured
-                console.print(headline_table(plan))
-                console.print(f"report: {reports / 'report.html'} (and report.md)")
+                _print_results(console, plan)
             raise click.ClickException(str(exc)) from exc
     wall = time.perf_counter() - t0
     peak = max(r.peak_rss_mb for r in results) / 1024
-    console.print(headline_table(plan))
-    console.print(f"total {wall / 60:.1f} min, peak memory of any step {peak:.1f} GB")
-    console.print(f"report: {reports / 'report.html'} (and report.md); logs: {runs / 'logs'}")
+    _print_results(
+        console, plan, f"total {wall / 60:.1f} min, peak memory of any step {peak:.1f} GB"
+    )
     if not baseline.is_file():
         console.print(
             f"[yellow]no gate baseline at {baseline}[/]: create one with "
             f"toolsft gate {plan.final} --baseline {baseline} --update"
         )
+
+
+def _print_results(console: Console, plan, totals: str = "") -> None:  # type: ignore[no-untyped-def]
+    """The headline table, then (after a complete run) the totals, then where to look."""
+    console.print(headline_table(plan))
+    if totals:
+        console.print(totals)
+    console.print(
+        f"report: {plan.reports / 'report.html'} (and report.md); logs: {plan.runs / 'logs'}"
+    )
 
 
 def _has_gpu() -> bool:

@@ -12,7 +12,7 @@ from typing import Any
 
 import click
 from rich.console import Console
-from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
 DEFAULT_HOME = "~/.cache/toolsft"
@@ -196,7 +196,7 @@ def _run(console: Console, call: Any) -> Any:
         TimeRemainingColumn(),
     )
     with Progress(*columns, console=console, transient=False) as bar:
-        task: dict[str, Any] = {}
+        task: dict[str, TaskID] = {}
 
         def sink(p: Update) -> None:
             fields = {
@@ -207,13 +207,9 @@ def _run(console: Console, call: Any) -> Any:
             if "id" not in task:
                 task["id"] = bar.add_task("train", total=p.total_steps, **fields)
             bar.update(task["id"], completed=p.step, total=p.total_steps, **fields)
-            if (
-                not console.is_terminal
-                and _milestone(p.step, p.total_steps)
-                and task.get("printed") != p.step  # a step can report twice (end, then its log)
-            ):
-                task["printed"] = p.step
-                # A log file or CI gets no live bar: a line every tenth of the run instead.
+            # A log file or CI gets no live bar: a line every tenth of the run instead, on the
+            # step's own event (its log event, if any, repeats the step).
+            if not console.is_terminal and p.event == "step" and _milestone(p.step, p.total_steps):
                 console.print(
                     f"stage {p.stage}: step {p.step}/{p.total_steps}, loss {fields['loss']}, "
                     f"{fields['tps']} tok/s"

@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from trl import SFTTrainer
 
-from toolsft.train.packing import segment_mask
+from toolsft.train.packing import PAD_SEGMENT, segment_mask
 
 
 class ToolSFTTrainer(SFTTrainer):
@@ -41,7 +41,11 @@ class ToolSFTTrainer(SFTTrainer):
             return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
         if packed:
             inputs = dict(inputs)
-            inputs["attention_mask"] = segment_mask(inputs.pop("segments"))
+            segments = inputs.pop("segments")
+            inputs["attention_mask"] = segment_mask(segments)
+            real = segments != PAD_SEGMENT
+        else:
+            real = inputs.get("attention_mask")
         mode = "train" if self.model.training else "eval"
         labels = inputs["labels"][:, 1:]
         mask = labels != -100
@@ -56,20 +60,18 @@ class ToolSFTTrainer(SFTTrainer):
         loss_sum = F.cross_entropy(logits, target, reduction="sum")
         count = mask.sum() if num_items_in_batch is None else num_items_in_batch
         loss = loss_sum / torch.as_tensor(count, device=loss_sum.device).clamp(min=1)
-        self._record(mode, logits, target, inputs)
+        self._record(mode, logits, target, None if real is None else int(real.sum().item()))
         return (loss, None) if return_outputs else loss
 
     @torch.no_grad()
     def _record(
-        self, mode: str, logits: torch.Tensor, target: torch.Tensor, inputs: dict[str, Any]
+        self, mode: str, logits: torch.Tensor, target: torch.Tensor, tokens: int | None
     ) -> None:
-        """The metrics TRL logs (token accuracy, tokens seen), from the compact logits."""
+        """The metrics TRL logs (token accuracy, tokens seen), from the compact logits;
+        `tokens` counts the batch's non-padding positions."""
         n = target.numel()
         acc = (logits.argmax(-1) == target).sum().item() / n if n else 0.0
         self._metrics[mode]["mean_token_accuracy"].append(acc)
-        if mode == "train" and "attention_mask" in inputs:
-            mask = inputs["attention_mask"]
-            # A packed batch's 4-D mask: its diagonal marks every real (and padding) position.
-            seen = mask.diagonal(dim1=-2, dim2=-1) if mask.dim() == 4 else mask
-            self._total_train_tokens += int(seen.sum().item())
+        if mode == "train" and tokens is not None:
+            self._total_train_tokens += tokens
         self._metrics[mode]["num_tokens"] = [self._total_train_tokens]
