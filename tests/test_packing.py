@@ -121,6 +121,33 @@ def test_training_with_shared_prefix_packs(
     assert res.metrics["train_loss"] > 0
 
 
+@pytest.mark.parametrize("bf16", [True, False])
+def test_compact_loss_runs_the_backbone_under_autocast(
+    tiny_home: Path, tiny_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, bf16: bool
+) -> None:
+    """The compact loss calls the backbone directly, past accelerate's autocast wrapper on the
+    outer forward: it must enter bf16 autocast itself (it once ran CPU steps in fp32)."""
+    import torch
+    from transformers.models.llama.modeling_llama import LlamaModel
+
+    from toolsft.train.runner import train_stage
+
+    seen: list[tuple[bool, torch.dtype]] = []
+    forward = LlamaModel.forward
+
+    def spy(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+        seen.append((torch.is_autocast_enabled("cpu"), torch.get_autocast_dtype("cpu")))
+        return forward(self, *args, **kwargs)
+
+    monkeypatch.setattr(LlamaModel, "forward", spy)
+    cfg = tiny_config(share_prefix=True, batch_size=1, bf16=bf16, max_steps=1, max_val_rows=0)
+    train_stage(1, tiny_data, tmp_path, cfg, tiny_home)
+    assert seen, "the backbone never ran"
+    assert all(on == bf16 for on, _ in seen)
+    if bf16:
+        assert {dtype for _, dtype in seen} == {torch.bfloat16}
+
+
 def _rows(system: str, n: int, stage: int) -> list[Row]:
     tools = [{"type": "function", "function": {"name": "t", "parameters": {}}}]
     return [

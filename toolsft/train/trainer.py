@@ -54,8 +54,12 @@ class ToolSFTTrainer(SFTTrainer):
         kwargs = {
             k: inputs[k] for k in ("input_ids", "attention_mask", "position_ids") if k in inputs
         }
-        hidden = backbone(**kwargs, use_cache=False).last_hidden_state[:, :-1][mask]
-        logits = base.get_output_embeddings()(hidden).float()
+        # accelerate applies bf16 autocast by wrapping the outer model's forward; calling the
+        # backbone directly skips that wrapper, so enter the same context here (without it a
+        # CPU step ran in fp32: ~2x slower with AMX/AVX512-BF16).
+        with self.accelerator.autocast():
+            hidden = backbone(**kwargs, use_cache=False).last_hidden_state[:, :-1][mask]
+            logits = base.get_output_embeddings()(hidden).float()
         target = labels[mask]
         loss_sum = F.cross_entropy(logits, target, reduction="sum")
         count = mask.sum() if num_items_in_batch is None else num_items_in_batch
