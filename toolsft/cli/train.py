@@ -34,6 +34,7 @@ OVERRIDES = {
     "lora_r": "lora_r",
     "lora_alpha": "lora_alpha",
     "lora_layers": "lora_layers",
+    "lora_dropout": "lora_dropout",
     "chat_template": "chat_template",
     "seed": "seed",
 }
@@ -116,6 +117,11 @@ def _flag_overrides(opts: dict[str, Any]) -> dict[str, Any]:
 @click.option("--method", type=click.Choice(["lora", "qlora", "full"]), help="[lora]")
 @click.option("--lora-r", type=int, help="LoRA rank [16].")
 @click.option("--lora-alpha", type=int, help="LoRA alpha [32].")
+@click.option(
+    "--lora-dropout",
+    type=float,
+    help="Dropout on the LoRA path [0.05]; 0 saves ~15% of a CPU step on short runs.",
+)
 @click.option(
     "--lora-layers", type=int, help="LoRA on the last N layers only (0: all) [0]; faster steps."
 )
@@ -271,7 +277,12 @@ def _fmt(key: str, value: Any) -> str:
     help="Fold the adapter into the base model (vLLM/transformers load it).",
 )
 @click.option("--out", required=True, type=click.Path(path_type=Path), help="New output folder.")
-def export(run_dir: Path, stage: int, merge: bool, out: Path) -> None:
+@click.option(
+    "--overwrite",
+    is_flag=True,
+    help="Replace an earlier export in --out (only a folder that export wrote).",
+)
+def export(run_dir: Path, stage: int, merge: bool, out: Path, overwrite: bool) -> None:
     """Merge a trained adapter into its base model for serving.
 
     Example: toolsft export --run runs/commerce --stage 3 --merge --out runs/commerce/merged
@@ -281,7 +292,7 @@ def export(run_dir: Path, stage: int, merge: bool, out: Path) -> None:
     from toolsft.train.curriculum import CurriculumError
 
     try:
-        path = export_merged(run_dir, stage, out, _home(), merge=merge)
+        path = export_merged(run_dir, stage, out, _home(), merge=merge, overwrite=overwrite)
     except CurriculumError as exc:
         raise click.ClickException(str(exc)) from exc
     Console(stderr=True).print(
