@@ -169,6 +169,17 @@ def test_export_merge_loads_and_matches_the_adapter(
         assert torch.allclose(want.eval()(x).logits, got.eval()(x).logits, atol=1e-4)
     with pytest.raises(CurriculumError, match="not empty"):
         export_merged(curriculum["out"], 3, merged, tiny_home)
+    # --overwrite replaces an earlier export (here stage 3 by stage 1) ...
+    again = export_merged(curriculum["out"], 1, merged, tiny_home, overwrite=True)
+    assert json.loads((again / "toolsft-export.json").read_text())["stage"] == 1
+    assert sorted(p.name for p in merged.parent.iterdir() if p.name.startswith(".")) == []
+    # ... and nothing else
+    other = tmp_path / "notes"
+    other.mkdir()
+    (other / "keep.txt").write_text("mine")
+    with pytest.raises(CurriculumError, match="not an earlier export"):
+        export_merged(curriculum["out"], 3, other, tiny_home, overwrite=True)
+    assert (other / "keep.txt").read_text() == "mine"
 
 
 def test_export_refuses_unmergeable_adapter_without_merge(

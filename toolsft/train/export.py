@@ -20,19 +20,41 @@ from toolsft.train.curriculum import CurriculumError, read_run, stage_dir
 logger = logging.getLogger(__name__)
 
 
-def export_merged(run: Path, stage: int, out: Path, home: Path, merge: bool = True) -> Path:
-    """Write stage `stage` of `run` to `out` (merged model, or the adapter); return `out`."""
+MARKER = "toolsft-export.json"
+
+
+def export_merged(
+    run: Path, stage: int, out: Path, home: Path, merge: bool = True, overwrite: bool = False
+) -> Path:
+    """Write stage `stage` of `run` to `out` (merged model, or the adapter); return `out`.
+
+    `overwrite` replaces an earlier export in `out` (a folder holding toolsft-export.json),
+    only once the new one is complete; any other non-empty folder is refused.
+    """
     from toolsft.train.callbacks import quiet_progress_bars
 
     with quiet_progress_bars():
-        return _export(Path(run), stage, Path(out), Path(home), merge)
+        return _export(Path(run), stage, Path(out), Path(home), merge, overwrite)
 
 
-def _export(run: Path, stage: int, out: Path, home: Path, merge: bool) -> Path:
+def _check_out(out: Path, overwrite: bool) -> None:
+    if not out.exists() or not any(out.iterdir()):
+        return
+    if not overwrite:
+        raise CurriculumError(
+            f"--out {out}: exists and is not empty; choose a new folder (or --overwrite)"
+        )
+    if not (out / MARKER).is_file():
+        raise CurriculumError(
+            f"--out {out}: not an earlier export (no {MARKER}); --overwrite only replaces "
+            "those, so choose a new folder"
+        )
+
+
+def _export(run: Path, stage: int, out: Path, home: Path, merge: bool, overwrite: bool) -> Path:
     sdir = stage_dir(run, stage)
     record = read_run(sdir)
-    if out.exists() and any(out.iterdir()):
-        raise CurriculumError(f"--out {out}: exists and is not empty; choose a new folder")
+    _check_out(out, overwrite)
     if not merge and record.get("serve_requires_merge"):
         raise CurriculumError(
             f"{sdir / 'run.json'}: this adapter trains full modules (modules_to_save), which "
@@ -48,7 +70,7 @@ def _export(run: Path, stage: int, out: Path, home: Path, merge: bool) -> Path:
         else:
             _copy_files(sdir, tmp)
         write_json(
-            tmp / "toolsft-export.json",
+            tmp / MARKER,
             {
                 "run": str(sdir),
                 "stage": stage,
@@ -59,7 +81,10 @@ def _export(run: Path, stage: int, out: Path, home: Path, merge: bool) -> Path:
         )
         share_files(tmp)
         if out.exists():
-            out.rmdir()
+            # the old export moves aside only now that the new one is complete
+            old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old.", dir=out.parent))
+            out.rename(old / out.name)
+            shutil.rmtree(old, ignore_errors=True)
         tmp.rename(out)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
