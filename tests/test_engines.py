@@ -67,6 +67,13 @@ def test_closed_schema_caps_only_free_strings() -> None:
     assert capped["maxLength"] == 500
 
 
+def test_free_string_cap_fits_the_default_reply_budget() -> None:
+    # A looping CJK string costs up to 3 byte-level tokens per character; the call's frame
+    # (`<tool_call>`, name, braces) must still fit, or max_tokens cuts a constrained call.
+    frame_tokens = 40
+    assert 3 * MAX_FREE_STRING + frame_tokens <= Decoding().max_tokens
+
+
 @pytest.mark.parametrize(
     ("text", "ok"),
     [

@@ -10,8 +10,11 @@ Whitespace is bounded inside the JSON (`max_whitespace_cnt`): the template write
 `": "`, and an unbounded whitespace rule lets weak models loop on newlines until max_tokens.
 For the same reason a free-text string (no enum, pattern, format, const or maxLength) is capped
 at `MAX_FREE_STRING` characters: a weak model can otherwise repeat itself inside a string until
-max_tokens cuts the call (seen in the CPU demo: 1 of 90 constrained calls), and no argument
-value is that long.
+max_tokens cuts the call (seen in the CPU demo: 1 of 90 constrained calls). The cap is in
+characters, and a rare CJK character costs up to 3 byte-level tokens: at 80 characters a
+looping Chinese product name still ran past the default 192 tokens, so the cap is 48 (at most
+~144 tokens). The longest free-text value in the shipped suites is 38 characters; a schema that
+needs longer strings sets its own `maxLength`, which is kept.
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ TRIGGER = "<tool_call>"
 CALL_BEGIN = '<tool_call>\n{{"name": "{name}", "arguments": '
 CALL_END = "}\n</tool_call>"
 MAX_WHITESPACE = 1
-MAX_FREE_STRING = 80
+MAX_FREE_STRING = 48
 STRING_BOUNDS = ("enum", "const", "pattern", "format", "maxLength")
 
 
