@@ -253,3 +253,13 @@ def test_hf_engine_free_constrained_and_required(tiny: Path) -> None:
         parsed = parse_assistant(g.text)
         assert parsed.ok and parsed.calls and not call_validity(SPECS, parsed.calls[0])
     assert eng.info()["engine"] == "hf"
+
+
+def test_cpu_engines_serve_fp32_where_bf16_is_emulated() -> None:
+    """vLLM's "auto" dtype means the checkpoint's bf16; on a CPU without native bf16 that is
+    emulated (minutes per eval), so the CPU engine asks for fp32 there; explicit dtypes stay."""
+    from toolsft.engines.vllm_engine import cpu_dtype
+
+    assert cpu_dtype("auto", bf16=False) == "float32"
+    assert cpu_dtype("auto", bf16=True) == "auto"
+    assert cpu_dtype("bfloat16", bf16=False) == "bfloat16"

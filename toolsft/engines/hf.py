@@ -17,6 +17,7 @@ from typing import Any
 from toolsft.engines.base import Decoding, EngineError, Generation, Request, strip_stop
 from toolsft.engines.constrain import structural_tag_json
 from toolsft.engines.prompts import PromptRenderer, tokenizer_source
+from toolsft.hardware import cpu_has_bf16
 
 logger = logging.getLogger(__name__)
 
@@ -187,23 +188,13 @@ class _StepClock:
         return self.steps[min(k, len(self.steps)) - 1]
 
 
-def _cpu_bf16() -> bool:
-    import torch
-
-    cpu = torch.cpu
-    return any(
-        getattr(cpu, f, lambda: False)()
-        for f in ("_is_amx_tile_supported", "_is_avx512_bf16_supported")
-    )
-
-
 def _dtype(name: str, device: str) -> Any:
     import torch
 
     if name == "auto":
         # bf16 where the hardware has it (GPUs; CPUs with AMX or AVX512-BF16: 2-7x faster than
         # fp32 there, measured on SmolLM2-135M), fp32 on other CPUs where bf16 is emulated.
-        return torch.bfloat16 if device.startswith("cuda") or _cpu_bf16() else torch.float32
+        return torch.bfloat16 if device.startswith("cuda") or cpu_has_bf16() else torch.float32
     try:
         return getattr(torch, name)
     except AttributeError as exc:

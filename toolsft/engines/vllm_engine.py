@@ -32,11 +32,19 @@ from toolsft.engines.base import (
 )
 from toolsft.engines.constrain import structural_tag_json
 from toolsft.engines.prompts import PromptRenderer, tokenizer_source
+from toolsft.hardware import cpu_has_bf16
 
 logger = logging.getLogger(__name__)
 
 LORA_RANKS = (8, 16, 32, 64, 128, 256)
 """Ranks vLLM's LoRA kernels are built for; an adapter's rank is rounded up to one of them."""
+
+
+def cpu_dtype(dtype: str, bf16: bool) -> str:
+    """The dtype a CPU engine serves in. vLLM's "auto" takes the checkpoint's bf16; without
+    AMX/AVX512-BF16 its CPU kernels emulate that (oneDNN refuses, torch linear crawls: 90
+    SmolLM2 episodes had not finished after 9 minutes), so "auto" means fp32 there."""
+    return "float32" if dtype == "auto" and not bf16 else dtype
 
 
 class VLLMEngine:
@@ -66,6 +74,7 @@ class VLLMEngine:
 
         if not torch.cuda.is_available():  # read by vLLM's spawned engine-core process
             os.environ.setdefault("VLLM_CPU_NUM_OF_RESERVED_CPU", str(cpu_reserve))
+            dtype = cpu_dtype(dtype, cpu_has_bf16())
 
         self.model_path, self.adapter, self.seed = (
             str(model),
