@@ -78,8 +78,9 @@ def test_template_renders_tools_calls_and_results() -> None:
         {"role": "assistant", "content": "好了"},
     ]
     text = render_messages(msgs, tools)
-    assert text.startswith("<|im_start|>system\nS\n\n# Tools")
+    assert text.startswith("<|im_start|>system\n# Tools")
     assert "\n## f: d\n\nTo call a tool" in text
+    assert "one block per call.\n\nS<|im_end|>" in text
     assert '<tool_call>\n{"name": "f", "arguments": {"a": "北京"}}\n</tool_call><|im_end|>' in text
     assert '<|im_start|>user\n<tool_response>\n{"ok": true}\n</tool_response><|im_end|>' in text
     assert text.endswith("<|im_start|>assistant\n好了<|im_end|>\n")
@@ -136,3 +137,18 @@ def test_tools_render_as_compact_signatures() -> None:
         "  - city*: string",
         "- free: any",
     ]
+
+
+def test_tool_list_is_a_prefix_shared_across_system_texts() -> None:
+    """The tools come before the system text (date, language), so prompts that differ only
+    there share the whole tool block: what vLLM's prefix cache and training packs reuse."""
+    tools = [{"type": "function", "function": {"name": "f", "description": "d"}}]
+    a = render_messages(
+        [{"role": "system", "content": "今天是周一"}, {"role": "user", "content": "x"}], tools
+    )
+    b = render_messages(
+        [{"role": "system", "content": "Today is Friday"}, {"role": "user", "content": "x"}], tools
+    )
+    k = next(i for i, (x, y) in enumerate(zip(a, b, strict=False)) if x != y)
+    assert a[:k].endswith("one block per call.\n\n")
+    assert "## f: d" in a[:k]

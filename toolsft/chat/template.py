@@ -1,7 +1,10 @@
 """A tool-aware ChatML template (Hermes / Qwen2.5 style) with `{% generation %}` markers.
 
-SmolLM2's own template ignores `tools`. This one puts the tools in the system turn inside
-`<tools>`, renders calls as `<tool_call>{"name": ..., "arguments": ...}</tool_call>` and results
+SmolLM2's own template ignores `tools`. This one opens the system turn with the tools (before
+the system text, which holds the date and the language: so the tool list is a prefix that every
+row and every eval request with the same tools shares token for token, which vLLM's prefix cache
+and shared-prefix training packs reuse; on an AVX2-only CPU prefill of the tool list was most of
+an eval's time), renders calls as `<tool_call>{"name": ..., "arguments": ...}</tool_call>` and results
 inside `<tool_response>`. The `{% generation %}` markers let TRL's `assistant_only_loss`
 compute the loss mask (TRL #4879: without them the mask is silently all zeros).
 
@@ -17,10 +20,10 @@ from typing import Any
 
 from toolsft.types import ToolCall
 
-TOOLS_PREAMBLE = "\n\n# Tools\nParameters marked * are required."
+TOOLS_PREAMBLE = "# Tools\nParameters marked * are required."
 TOOLS_POSTAMBLE = (
     '\n\nTo call a tool, reply with <tool_call>\n{"name": <tool name>, "arguments": '
-    "<JSON object>}\n</tool_call>, one block per call."
+    "<JSON object>}\n</tool_call>, one block per call.\n\n"
 )
 DEFAULT_SYSTEM = "You are a helpful assistant."
 
@@ -82,7 +85,7 @@ CHAT_TEMPLATE = (
     "{%- set system = messages[0].content -%}{%- set loop_messages = messages[1:] -%}"
     "{%- else -%}{%- set system = default_system -%}{%- set loop_messages = messages -%}"
     "{%- endif -%}"
-    "{{- '<|im_start|>system\\n' + system -}}"
+    "{{- '<|im_start|>system\\n' -}}"
     "{%- if tools -%}"
     "{{- "
     + json.dumps(TOOLS_PREAMBLE)
@@ -92,7 +95,7 @@ CHAT_TEMPLATE = (
     + json.dumps(TOOLS_POSTAMBLE)
     + " -}}"
     "{%- endif -%}"
-    "{{- '<|im_end|>\\n' -}}"
+    "{{- system + '<|im_end|>\\n' -}}"
     "{%- for message in loop_messages -%}"
     "{%- if message.role == 'assistant' -%}"
     "{{- '<|im_start|>assistant\\n' -}}"
