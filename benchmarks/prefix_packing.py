@@ -3,12 +3,14 @@
     .venv/bin/python benchmarks/prefix_packing.py [--suite tool_schemas/commerce] \
         [--model smollm2-135m] [--rows 1200] [--group 8] [--max-length 2560]
 
-Generates each stage in memory with `--show-all --group N` (every row shows the whole tool
-list; groups of N rows share their system prompt and tool order), tokenizes the rows with the
+Generates each stage in memory with `--show-all --suite-order --group N` (every row shows the
+whole tool list in the suite's order; groups of N rows share their system prompt too), tokenizes the rows with the
 training template and packs them as `toolsft train --share-prefix` does. Prints rows, tokens
 row by row, tokens packed and the ratio per stage. Training time per token is close to
 constant at these lengths, so the ratio is roughly the speed-up per row (measured on the 2-core
 Xeon, stage 1: 331 packed tokens/s vs 479 row tokens/s, so ~2.9x per row-token).
+Commerce, 1,200 rows, 2026-12-01: 1,025k row tokens -> 210k packed at --max-length 2560
+(4.9x), 276k at 1600 (3.7x) in stage 1; stage 3 (longer suffixes) 3.1x and 2.3x.
 """
 
 from __future__ import annotations
@@ -29,6 +31,9 @@ def main() -> None:
     p.add_argument("--rows", type=int, default=1200, help="training rows per stage")
     p.add_argument("--group", type=int, default=8)
     p.add_argument("--max-length", type=int, default=2560)
+    p.add_argument(
+        "--shuffle", action="store_true", help="shuffle the tool order per group (no --suite-order)"
+    )
     args = p.parse_args()
 
     import tempfile
@@ -47,7 +52,9 @@ def main() -> None:
     tok = AutoTokenizer.from_pretrained(resolve_model(args.model, home))
     template = choose_template(tok, "auto").train
     suite = load_suite(Path(args.suite))
-    cfg = GenConfig(per_stage=args.rows, show_all=True, group=args.group)
+    cfg = GenConfig(
+        per_stage=args.rows, show_all=True, suite_order=not args.shuffle, group=args.group
+    )
     result = generate(suite, cfg)
     with tempfile.TemporaryDirectory() as tmp:
         write_dataset(Path(tmp), result.rows, result.manifest(suite, cfg), "jsonl")

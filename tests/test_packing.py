@@ -190,6 +190,24 @@ def test_gen_groups_share_system_and_tools(group: int) -> None:
     assert [r.meta for r in again] == [r.meta for r in rows]
 
 
+def test_gen_suite_order_lists_every_tool_in_suite_order() -> None:
+    """--suite-order: every row of every split shows the suite's tools in the suite's order
+    (as one deployment does), while groups still differ in date and language."""
+    from toolsft.gen.pipeline import GenConfig, generate
+    from toolsft.schema.suite import load_suite
+
+    suite = load_suite(Path(__file__).parent.parent / "tool_schemas" / "commerce")
+    cfg = GenConfig(per_stage=16, stages=(1, 3), show_all=True, suite_order=True, group=4)
+    result = generate(suite, cfg)
+    order = tuple(t.name for t in suite.tools)
+    for rows in result.rows.values():
+        assert {tuple(t.name for t in r.tools) for r in rows} == {order}
+    systems = {r.messages[0]["content"] for r in result.rows[(1, "train")]}
+    assert len(systems) > 1
+    shuffled = generate(suite, GenConfig(per_stage=16, stages=(1,), show_all=True, group=4))
+    assert len({tuple(t.name for t in r.tools) for r in shuffled.rows[(1, "train")]}) > 1
+
+
 def test_pack_stage_warns_when_rows_share_nothing(caplog: pytest.LogCaptureFixture) -> None:
     from toolsft.train.data import Encoded
     from toolsft.train.packing import pack_stage

@@ -48,6 +48,12 @@ from toolsft.types import LANGS
     "(overrides --max-tools).",
 )
 @click.option(
+    "--suite-order",
+    is_flag=True,
+    help="With --show-all, list the tools in the suite's order in every row (as a deployment "
+    "does) instead of shuffling them per group, so every prompt starts with the same tool list.",
+)
+@click.option(
     "--group",
     default=1,
     show_default=True,
@@ -72,6 +78,7 @@ def gen(
     stages: str,
     max_tools: int,
     show_all: bool,
+    suite_order: bool,
     group: int,
     fmt: str,
 ) -> None:
@@ -104,6 +111,10 @@ def gen(
         raise click.BadParameter("must be at least 1", param_hint="--per-stage")
     if group < 1:
         raise click.BadParameter(f"must be at least 1, got {group}", param_hint="--group")
+    if suite_order and not show_all:
+        raise click.BadParameter(
+            "needs --show-all (rows otherwise show a few tools each)", param_hint="--suite-order"
+        )
     try:
         suite = load_suite(suite_path)
     except SuiteError as exc:
@@ -115,6 +126,7 @@ def gen(
         stages=stage_t,
         max_tools=max_tools,
         show_all=show_all,
+        suite_order=suite_order,
         group=group,
     )
     total = sum(cfg.split_sizes().values()) * len(stage_t)

@@ -42,6 +42,15 @@ class GenConfig:
             "model sees them (overrides max_tools and stage 2-3's short lists)."
         },
     )
+    suite_order: bool = field(
+        default=False,
+        metadata={
+            "help": "With show_all, list the tools in the suite's own order in every row (as one "
+            "deployment always lists them) instead of a shuffled order per group: every prompt "
+            "then begins with the same tool list, which training packs and vLLM's prefix cache "
+            "compute once."
+        },
+    )
     group: int = field(
         default=1,
         metadata={
@@ -138,7 +147,10 @@ def draft_row(
         lang = cfg.langs[i % len(cfg.langs)] if attempt == 0 else rng.choice(cfg.langs)
     today = lo + dt.timedelta(days=shared.randint(0, span))
     names = plan_for(suite).names
-    order = tuple(shared.sample(names, len(names))) if cfg.show_all else ()
+    if not cfg.show_all:
+        order: tuple[str, ...] = ()
+    else:
+        order = names if cfg.suite_order else tuple(shared.sample(names, len(names)))
     ctx = Context(lang, split == "test", today, rng, scfg.noise, order)
     return build(suite, stage, pick_suite_kind(suite, stage, rng), ctx, scfg)
 
