@@ -14,6 +14,21 @@ def test_budget_choice() -> None:
     assert choose_budget(quick=False, gpu=False, model="my/model").model == "my/model"
 
 
+def test_cpu_without_bf16_gets_the_fp32_budget_judged_like_the_cpu_one() -> None:
+    """An AVX2-only CPU trains in fp32 (~4-5x slower): fewer steps, the same generated and
+    scored rows, so the cpu budget's committed baseline gates it."""
+    fp32 = choose_budget(quick=False, gpu=False, bf16=False)
+    cpu = choose_budget(quick=False, gpu=False, bf16=True)
+    assert fp32.name == "cpu-fp32" and cpu.name == "cpu"
+    assert sum(fp32.max_steps) < sum(cpu.max_steps)
+    assert fp32.baseline == "cpu"
+    same = ("rows_per_stage", "eval_rows", "show_all", "suite_order", "group", "max_tools")
+    assert [getattr(fp32, k) for k in same] == [getattr(cpu, k) for k in same]
+    plan = build_plan(Path("tool_schemas/commerce"), fp32, Path("r"), Path("p"), Path("b.json"))
+    gen = plan.steps[0].argv
+    assert "--suite-order" in gen and "--show-all" in gen
+
+
 def test_plan_runs_the_curriculum_in_order(tmp_path: Path) -> None:
     baseline = tmp_path / "base.json"
     baseline.write_text("{}")

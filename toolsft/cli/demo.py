@@ -77,8 +77,12 @@ def demo(
         raise click.BadParameter(
             f"{suite_dir}: no suite.yaml (a shipped suite name or a folder)", param_hint="--suite"
         )
-    budget = choose_budget(quick=quick, gpu=_has_gpu(), model=model)
-    baseline = baseline or Path("evals/baselines") / f"demo-{suite_dir.name}-{budget.name}.json"
+    from toolsft.hardware import cpu_has_bf16
+
+    budget = choose_budget(quick=quick, gpu=_has_gpu(), model=model, bf16=cpu_has_bf16())
+    baseline = baseline or (
+        Path("evals/baselines") / f"demo-{suite_dir.name}-{budget.baseline or budget.name}.json"
+    )
     plan = build_plan(suite_dir, budget, runs, reports, baseline, seed)
     console.print(_budget_table(plan))
     if dry_run:
@@ -154,6 +158,7 @@ def _budget_table(plan) -> Table:  # type: ignore[no-untyped-def]
     for k, v in plan.budget.describe():
         table.add_row(k, v)
     table.add_row("steps", str(len(plan.steps)))
+    table.add_row("gate baseline", str(plan.baseline))
     table.add_row("estimated time", f"{sum(s.est_s for s in plan.steps) / 60:.0f} min")
     return table
 

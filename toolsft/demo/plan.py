@@ -20,6 +20,14 @@ With the fp32 base, 100/90/80 packs took 19.0 minutes in all (stage 3: 36.7% tas
 up from 22.2% with 60/45/30). With the bf16 base, 85/75/65 packs took 15.1 minutes, and
 100/90/80 was on course for ~19 minutes on a fresh clone (steps ~3.2 s there, ~2.7 s in the
 first run): too close to 20. So the cpu budget trains 85/75/65 packs (1,800 rows).
+
+On CPUs without native bf16 (AVX2 only: the AMD EPYC machines this project also runs on) every
+step runs in fp32 and is ~4-5x slower per token (a 1.6k-token pack: 11.4 s forward+backward
+against ~2.7 s), and a vLLM engine in fp32 prefills ~10x slower. There the cpu budget took 13 s
+a step (~50 minutes in all), so those machines get the cpu-fp32 budget: few, larger packs. The
+tools now open the system turn in the suite's order, so every prompt shares the tool list:
+vLLM's prefix cache computes it once per engine (base-model eval on the fp32 machine: 392 s ->
+148 s of generation) and training packs rows of any group until max_length.
 """
 
 from __future__ import annotations
@@ -56,7 +64,7 @@ class Budget:
     replay_share: float = 0.2
     """Share of earlier stages' rows in stages 2 and 3 (against forgetting)."""
     step_s: float = 0.5
-    """Seconds per 8-row optimizer step, for the ETA."""
+    """Seconds per optimizer step, for the ETA."""
     show_all: bool = False
     """Every row shows the suite's whole tool list (as deployed), so rows can share a prompt."""
     group: int = 1
@@ -65,16 +73,18 @@ class Budget:
     """Train each prompt group as one pack: the shared prompt once, then each row's turns."""
     lora_dropout: float = 0.0
     """Dropout on the LoRA path: costs ~15% of a CPU step and buys nothing in a few hundred."""
-
-    @property
-    def rows_per_step(self) -> int:
-        """Rows in one optimizer step: with share_prefix a batch element is a pack of `group`."""
-        return self.batch_size * self.grad_accum * (self.group if self.share_prefix else 1)
+    suite_order: bool = False
+    """Tools listed in the suite's order in every row: all prompts share the tool list."""
+    eval_s: float = 22.5
+    """Seconds to score one model (for the ETA)."""
+    baseline: str = ""
+    """The budget whose committed gate baseline this one is judged against ('' = its own).
+    Budgets that generate and score the same rows can share one."""
 
     def describe(self) -> list[tuple[str, str]]:
         per_step = self.batch_size * self.grad_accum
         rows = (
-            f"{self.rows_per_step} ({per_step} pack(s) of {self.group} rows sharing one prompt)"
+            f"{per_step} pack(s) of rows that share the tool list, up to {self.max_length} tokens"
             if self.share_prefix
             else f"{per_step} ({self.batch_size} x {self.grad_accum} accumulation)"
         )
@@ -104,7 +114,7 @@ class Budget:
 
 # Rows in groups of 8 that show the whole tool list (as a deployed model sees it), trained as
 # shared-prefix packs: one pack of commerce stage-1 rows is ~1.6k tokens instead of 8 x 850.
-PACKED = {"show_all": True, "group": 8, "share_prefix": True}
+PACKED = {"show_all": True, "group": 8, "share_prefix": True, "suite_order": True}
 ATTN = ("q_proj", "k_proj", "v_proj", "o_proj")
 ALL_LINEAR = (*ATTN, "gate_proj", "up_proj", "down_proj")
 BUDGETS = {
@@ -122,6 +132,7 @@ BUDGETS = {
         "cpu",
         "hf",
         val_rows=4,
+        eval_s=4.5,
         **PACKED,
     ),
     "cpu": Budget(
@@ -131,15 +142,39 @@ BUDGETS = {
         (85, 75, 65),
         1,
         1,
-        2560,
+        1664,  # packs of ~1.55k tokens, as the step times above were measured on
         3e-3,
-        30,
+        20,  # the rows cpu-fp32 scores too, so that one baseline gates both
         0,
         "cpu",
         lora_layers=12,
         target_modules=ALL_LINEAR,
         val_rows=0,
         step_s=3.1,
+        **PACKED,
+    ),
+    # CPUs without native bf16 (AVX2 only, e.g. the AMD EPYC machines) train and serve in fp32,
+    # ~4-5x slower per token than the AMX Xeon the cpu budget was measured on (one 1.6k-token
+    # pack: 11.4 s forward+backward against ~2.7 s); the same rows are generated and scored, so
+    # both share the cpu baseline.
+    "cpu-fp32": Budget(
+        "cpu-fp32",
+        "smollm2-135m",
+        1200,
+        (8, 7, 7),
+        1,
+        1,
+        1664,
+        3e-3,
+        20,
+        0,
+        "cpu",
+        lora_layers=12,
+        target_modules=ALL_LINEAR,
+        val_rows=0,
+        step_s=16.0,
+        eval_s=115.0,
+        baseline="cpu",
         **PACKED,
     ),
     "gpu": Budget(
@@ -160,9 +195,11 @@ BUDGETS = {
 }
 
 
-def choose_budget(*, quick: bool, gpu: bool, model: str | None = None) -> Budget:
-    """CPU: fit 20 minutes and 8 GB on 2 cores; GPU: scale the data up; quick: ~1 minute."""
-    b = BUDGETS["quick" if quick else "gpu" if gpu else "cpu"]
+def choose_budget(*, quick: bool, gpu: bool, model: str | None = None, bf16: bool = True) -> Budget:
+    """CPU: fit 20 minutes and 8 GB on 2 cores (`bf16`: the CPU has AMX/AVX512-BF16, else
+    the smaller fp32 budget); GPU: scale the data up; quick: ~1 minute."""
+    name = "quick" if quick else "gpu" if gpu else "cpu" if bf16 else "cpu-fp32"
+    b = BUDGETS[name]
     if model:
         from dataclasses import replace
 
@@ -225,7 +262,8 @@ def build_plan(
                 *("--per-stage", str(b.rows_per_stage), "--max-tools", str(b.max_tools)),
                 *("--group", str(b.group)),
             )
-            + (("--show-all",) if b.show_all else ()),
+            + (("--show-all",) if b.show_all else ())
+            + (("--suite-order",) if b.suite_order else ()),
             10,
         )
     ]
@@ -239,7 +277,7 @@ def build_plan(
         *("--seed", str(seed), "--overwrite"),
     ) + (("--share-prefix",) if b.share_prefix else ())
     evals = [EvalJob("base", b.model, reports / "base")]
-    per_step = b.step_s * b.rows_per_step / 8
+    per_step = b.step_s
     for stage in (1, 2, 3):
         n = b.max_steps[stage - 1]
         merged = runs / f"stage{stage}-merged"
@@ -285,9 +323,7 @@ def build_plan(
         eval_argv += ("--enforce-eager",)  # compiling costs more than it saves on 60 episodes
     if b.model == "tiny-random":
         eval_argv += ("--max-tokens", "48")
-    eval_s = (5.0 if b.engine == "hf" else 30.0) + len(evals) * (
-        0.25 * b.eval_rows * 3 if fast else 5.0
-    )
+    eval_s = (5.0 if b.engine == "hf" else 30.0) + len(evals) * (b.eval_s if fast else 5.0)
     steps.append(Step("eval base and stages 1-3", eval_argv, eval_s))
     steps.append(
         Step(
