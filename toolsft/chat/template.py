@@ -1,12 +1,13 @@
 """A tool-aware ChatML template (Hermes / Qwen2.5 style) with `{% generation %}` markers.
 
-SmolLM2's own template ignores `tools`. This one opens the system turn with the tools (before
-the system text, which holds the date and the language: so the tool list is a prefix that every
-row and every eval request with the same tools shares token for token, which vLLM's prefix cache
-and shared-prefix training packs reuse; on an AVX2-only CPU prefill of the tool list was most of
-an eval's time), renders calls as `<tool_call>{"name": ..., "arguments": ...}</tool_call>` and results
-inside `<tool_response>`. The `{% generation %}` markers let TRL's `assistant_only_loss`
-compute the loss mask (TRL #4879: without them the mask is silently all zeros).
+SmolLM2's own template ignores `tools`. This one opens the system turn with the tools and puts
+the system text (which carries the date and the language) after them, so every prompt that
+shows the same tools in the same order shares the tool list token for token: vLLM's prefix
+cache computes it once and shared-prefix training packs hold it once (on an AVX2-only CPU its
+prefill had been most of an eval's time). Calls render as
+`<tool_call>{"name": ..., "arguments": ...}</tool_call>`, results inside `<tool_response>`.
+The `{% generation %}` markers let TRL's `assistant_only_loss` compute the loss mask (TRL
+#4879: without them the mask is silently all zeros).
 
 Tests with `{% if message.tool_calls %}` (truthiness) rather than `is defined`, because Arrow
 fills keys a message never had with nulls.
