@@ -150,3 +150,30 @@ def test_ignored_metrics_are_not_gated(gold: dict[str, Any]) -> None:
     tol = {"default": 0.02, "metrics": {}, "ignore": ["bleu"]}
     checks = run_gate(baseline_from_results(gold), worse, tol)
     assert "bleu" not in {c.metric for c in checks} and not any(c.failed for c in checks)
+
+
+def test_update_floor_keeps_the_lower_figure_of_each_metric(
+    data: Path, gold: dict[str, Any], tmp_path: Path
+) -> None:
+    """--update --floor: the baseline becomes the worse of it and the run, metric by metric,
+    so both reference runs pass against it; without --floor the run replaces it."""
+
+    def break_selects(ex: Any, turn: int, text: str) -> str:
+        return "no" if ex.meta["kind"] in ("select", "fill") else text
+
+    worse = scripted_run(data, break_selects)
+    base = tmp_path / "base.json"
+    base.write_text(json.dumps(baseline_from_results(gold)))
+    worse_file = _write(worse, tmp_path / "worse")
+    r = _gate(str(worse_file), "--baseline", str(base), "--update", "--floor")
+    assert r.exit_code == 0, r.output
+    doc = json.loads(base.read_text())
+    for name, stats in doc["metrics"].items():
+        lower = min if METRICS[name].higher_is_better else max
+        values = (gold["metrics"][name]["value"], worse["metrics"][name]["value"])
+        assert stats["value"] == lower(values), name
+    assert doc["metrics"]["tool_selection"]["value"] < 1.0
+    for run in (gold, worse):
+        r = _gate(str(_write(run, tmp_path / "again")), "--baseline", str(base))
+        assert r.exit_code == 0, r.output
+    assert _gate(str(worse_file), "--baseline", str(base), "--floor").exit_code != 0

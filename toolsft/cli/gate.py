@@ -28,12 +28,24 @@ EXIT_PASS, EXIT_REGRESSION, EXIT_REFUSED = 0, 1, 2
 )
 @click.option("--update", is_flag=True, help="Write the run as the new baseline and exit 0.")
 @click.option(
+    "--floor",
+    is_flag=True,
+    help="With --update: keep the existing baseline's figure wherever it is lower than this "
+    "run's, so the baseline is a floor that several reference runs all clear (for noisy, "
+    "not bit-reproducible CPU runs).",
+)
+@click.option(
     "--markdown",
     type=click.Path(path_type=Path),
     help="Also write the table as Markdown (e.g. $GITHUB_STEP_SUMMARY).",
 )
 def gate(
-    results: Path, baseline: Path, tolerances: Path | None, update: bool, markdown: Path | None
+    results: Path,
+    baseline: Path,
+    tolerances: Path | None,
+    update: bool,
+    floor: bool,
+    markdown: Path | None,
 ) -> None:
     """Compare a run with a baseline; exit 1 on regression.
 
@@ -46,6 +58,7 @@ def gate(
         GateRefused,
         baseline_from_results,
         comparability_warnings,
+        floor_baseline,
         gate_markdown,
         load_baseline,
         load_tolerances,
@@ -56,9 +69,15 @@ def gate(
     console = Console()
     try:
         new = load_results(results)
+        if floor and not update:
+            raise click.UsageError("--floor only goes with --update")
         if update:
             baseline.parent.mkdir(parents=True, exist_ok=True)
-            doc = baseline_from_results(new)
+            doc = (
+                floor_baseline(load_baseline(baseline), new)
+                if floor and baseline.is_file()
+                else baseline_from_results(new)
+            )
             baseline.write_text(
                 json.dumps(doc, ensure_ascii=False, indent=1) + "\n", encoding="utf-8"
             )

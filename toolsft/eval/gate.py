@@ -131,6 +131,29 @@ def load_baseline(path: str | Path) -> dict[str, Any]:
     )
 
 
+def floor_baseline(base: Mapping[str, Any], results: Mapping[str, Any]) -> dict[str, Any]:
+    """The existing baseline lowered to this run wherever this run is worse: a floor that every
+    reference run clears. CPU training is not bit-reproducible, and an under-trained model's
+    figures swing between runs of one budget (answer facts 12/20 in one demo run, 6/20 in the
+    next), so one run is no bar for the next. Refuses runs that are not comparable."""
+    new = baseline_from_results(results)
+    errors = comparability_errors(base, new)
+    if errors:
+        raise GateRefused("refusing to merge: " + "; ".join(errors))
+    merged = dict(new, metrics=dict(new["metrics"]))
+    for name, old in (base.get("metrics") or {}).items():
+        cur = merged["metrics"].get(name)
+        metric = METRICS.get(name)
+        if cur is None or metric is None or old.get("value") is None or cur.get("value") is None:
+            merged["metrics"].setdefault(name, old)
+            continue
+        sign = 1 if metric.higher_is_better else -1
+        if sign * (old["value"] - cur["value"]) < 0:  # the old baseline is the worse one
+            merged["metrics"][name] = old
+    merged["floor_of"] = [*base.get("floor_of", [base.get("created")]), new.get("created")]
+    return merged
+
+
 def comparability_errors(base: Mapping[str, Any], new: Mapping[str, Any]) -> list[str]:
     """Why the runs must not be compared: another suite or other rows."""
     b, n = base["run"], new["run"]
