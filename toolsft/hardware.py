@@ -3,7 +3,7 @@
 Train (autocast, the frozen base's dtype) and both local engines ask the same question: on CPUs
 with AMX or AVX512-BF16, bf16 matmuls run 1.5-7x faster than fp32 (measured on SmolLM2-135M);
 elsewhere (AVX2-only CPUs, e.g. the AMD EPYC CI machines) bf16 is emulated and far slower:
-a vLLM-CPU engine in bf16 there fell back from oneDNN to torch linear and had not finished 30
+a vLLM-CPU engine in bf16 there fell back from oneDNN to torch linear and had not finished 90
 episodes after 9 minutes.
 """
 

@@ -67,10 +67,10 @@ def gate(
     from toolsft.eval.results import ResultsError, load_results
 
     console = Console()
+    if floor and not update:
+        raise click.UsageError("--floor only goes with --update")
     try:
         new = load_results(results)
-        if floor and not update:
-            raise click.UsageError("--floor only goes with --update")
         if update:
             baseline.parent.mkdir(parents=True, exist_ok=True)
             doc = (
