@@ -35,6 +35,7 @@ OVERRIDES = {
     "lora_alpha": "lora_alpha",
     "lora_layers": "lora_layers",
     "lora_dropout": "lora_dropout",
+    "warmup_ratio": "warmup_ratio",
     "chat_template": "chat_template",
     "seed": "seed",
 }
@@ -67,6 +68,8 @@ def _flag_overrides(opts: dict[str, Any]) -> dict[str, Any]:
             out[f"use_{flag}"] = True
     if opts.get("share_prefix"):
         out["share_prefix"] = True
+    if opts.get("no_prefix_grad"):
+        out["prefix_grad"] = False
     if opts.get("no_early_stopping"):
         out["early_stopping_patience"] = 0
     return out
@@ -112,6 +115,11 @@ def _flag_overrides(opts: dict[str, Any]) -> dict[str, Any]:
 @click.option(
     "--max-val-rows", type=int, help="Validation rows for eval loss [auto: 16 CPU, 64 GPU]."
 )
+@click.option(
+    "--warmup-ratio",
+    type=float,
+    help="Share of steps in linear warmup [0.1]; its first step has learning rate 0.",
+)
 @click.option("--replay-share", type=float, help="Share of earlier stages' rows in the mix [0.2].")
 @click.option("--save-steps", type=int, help="Checkpoint and evaluate every K steps [50].")
 @click.option("--method", type=click.Choice(["lora", "qlora", "full"]), help="[lora]")
@@ -131,6 +139,12 @@ def _flag_overrides(opts: dict[str, Any]) -> dict[str, Any]:
     help="Pack rows that share their prompt (data from `gen --show-all --group N`) into one "
     "sequence with a mask that keeps them apart: same loss, far fewer tokens. --batch-size "
     "then counts packs and --max-length caps a pack.",
+)
+@click.option(
+    "--no-prefix-grad",
+    is_flag=True,
+    help="With --share-prefix: run each pack's shared prefix without gradient (same loss, "
+    "~1.35x faster CPU steps; the prefix's keys and values get no gradient).",
 )
 @click.option("--dora", is_flag=True, help="DoRA (weight-decomposed LoRA).")
 @click.option("--rslora", is_flag=True, help="rsLoRA scaling.")

@@ -278,6 +278,7 @@ def _make_trainer(
         processing_class=tokenizer,
         callbacks=cbs,
         compact_lm_head=bool(cfg.compact_lm_head),
+        prefix_grad=cfg.prefix_grad,
     )
     trainer.remove_callback(PrinterCallback)  # it prints log dicts; our callback logs them
     return trainer, progress_cb

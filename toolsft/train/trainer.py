@@ -27,9 +27,12 @@ from toolsft.train.packing import PAD_SEGMENT, segment_mask
 class ToolSFTTrainer(SFTTrainer):
     """SFTTrainer; `compact_lm_head=True` (the CPU default) switches to the loss above."""
 
-    def __init__(self, *args: Any, compact_lm_head: bool = False, **kwargs: Any) -> None:
+    def __init__(
+        self, *args: Any, compact_lm_head: bool = False, prefix_grad: bool = True, **kwargs: Any
+    ) -> None:
         super().__init__(*args, **kwargs)
         self.compact_lm_head = compact_lm_head
+        self.prefix_grad = prefix_grad
 
     def compute_loss(
         self,
@@ -60,7 +63,10 @@ class ToolSFTTrainer(SFTTrainer):
         # backbone directly skips that wrapper, so enter the same context here (without it a
         # CPU step ran in fp32: ~2x slower with AMX/AVX512-BF16).
         with self.accelerator.autocast():
-            hidden = backbone(**kwargs, use_cache=False).last_hidden_state[:, :-1][mask]
+            if packed and not self.prefix_grad:
+                hidden = _hidden_detached_prefix(backbone, segments, **kwargs)[:, :-1][mask]
+            else:
+                hidden = backbone(**kwargs, use_cache=False).last_hidden_state[:, :-1][mask]
             logits = base.get_output_embeddings()(hidden).float()
         target = labels[mask]
         loss_sum = F.cross_entropy(logits, target, reduction="sum")
@@ -81,3 +87,37 @@ class ToolSFTTrainer(SFTTrainer):
         if mode == "train" and tokens is not None:
             self._total_train_tokens += tokens
         self._metrics[mode]["num_tokens"] = [self._total_train_tokens]
+
+
+def _hidden_detached_prefix(
+    backbone: Any,
+    segments: torch.Tensor,
+    input_ids: torch.Tensor,
+    attention_mask: torch.Tensor,
+    position_ids: torch.Tensor,
+) -> torch.Tensor:
+    """Last hidden states of each pack, its shared prefix run without gradient.
+
+    The prefix (segment 0, at the start of every pack) goes through the model under no_grad
+    and its keys and values become a cache that the rows' suffixes attend to. The forward, and
+    so the loss, is the same as one pass over the whole pack; backward skips the prefix, whose
+    labels are all masked. What is lost is the gradient that would reach the weights through the
+    prefix's own keys and values. Prefix positions come back as zeros (they carry no label).
+    One pack at a time: packs in a batch have prefixes of different lengths.
+    """
+    out = []
+    for b in range(input_ids.shape[0]):
+        p = int((segments[b] == 0).sum())
+        ids, pos, mask = input_ids[b : b + 1], position_ids[b : b + 1], attention_mask[b : b + 1]
+        with torch.no_grad():
+            cache = backbone(input_ids=ids[:, :p], position_ids=pos[:, :p], use_cache=True)
+        hidden = backbone(
+            input_ids=ids[:, p:],
+            position_ids=pos[:, p:],
+            attention_mask=mask[:, :, p:, :],
+            past_key_values=cache.past_key_values,
+            use_cache=True,
+        ).last_hidden_state
+        pad = hidden.new_zeros(1, p, hidden.shape[-1])
+        out.append(torch.cat([pad, hidden], dim=1))
+    return torch.cat(out, dim=0)
