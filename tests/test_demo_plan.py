@@ -111,3 +111,20 @@ def test_a_failed_gate_still_prints_what_was_measured(tmp_path: Path, monkeypatc
     assert res.exit_code != 0
     assert "held-out test split" in res.output and "50.0%" in res.output
     assert "report:" in res.output  # the path itself may wrap at the terminal width
+
+
+def test_every_budget_trains_with_the_settings_it_prints(tmp_path: Path) -> None:
+    """Each budget's train argv parses with `toolsft train`'s own options into the
+    TrainConfig the budget describes (schedule, warmup, gradient through the prefix)."""
+    from toolsft.cli.train import _flag_overrides, train
+    from toolsft.train.config import load_config
+
+    (tmp_path / "data").mkdir()  # --data must exist
+    for b in BUDGETS.values():
+        plan = build_plan(Path("tool_schemas/commerce"), b, tmp_path, tmp_path, tmp_path / "x")
+        step = next(s for s in plan.steps if s.name == "train stage 2")
+        ctx = train.make_context("train", list(step.argv[1:]))
+        cfg = load_config(None, 2, _flag_overrides(ctx.params))
+        got = (cfg.lr_scheduler, cfg.warmup_ratio, cfg.prefix_grad, cfg.share_prefix)
+        assert got == (b.lr_scheduler, b.warmup_ratio, b.prefix_grad, b.share_prefix), b.name
+        assert cfg.learning_rate == b.learning_rate and cfg.max_steps == b.max_steps[1]

@@ -36,6 +36,7 @@ OVERRIDES = {
     "lora_layers": "lora_layers",
     "lora_dropout": "lora_dropout",
     "warmup_ratio": "warmup_ratio",
+    "lr_scheduler": "lr_scheduler",
     "chat_template": "chat_template",
     "seed": "seed",
 }
@@ -119,6 +120,10 @@ def _flag_overrides(opts: dict[str, Any]) -> dict[str, Any]:
     "--warmup-ratio",
     type=float,
     help="Share of steps in linear warmup [0.1]; its first step has learning rate 0.",
+)
+@click.option(
+    "--lr-scheduler",
+    help="Learning-rate schedule, a transformers name: cosine, linear, constant, ... [cosine].",
 )
 @click.option("--replay-share", type=float, help="Share of earlier stages' rows in the mix [0.2].")
 @click.option("--save-steps", type=int, help="Checkpoint and evaluate every K steps [50].")

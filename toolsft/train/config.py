@@ -13,6 +13,16 @@ from pathlib import Path
 from typing import Any
 
 METHODS = ("lora", "qlora", "full")
+SCHEDULERS = (
+    "linear",
+    "cosine",
+    "cosine_with_restarts",
+    "polynomial",
+    "constant",
+    "constant_with_warmup",
+    "inverse_sqrt",
+)
+"""transformers' schedules that need no extra arguments (checked here, before a model loads)."""
 TEMPLATES = ("auto", "toolsft", "model")
 
 
@@ -154,6 +164,7 @@ class TrainConfig:
             ("epochs", self.epochs > 0, "> 0"),
             ("learning_rate", self.learning_rate > 0, "> 0"),
             ("warmup_ratio", 0 <= self.warmup_ratio < 1, "in [0, 1)"),
+            ("lr_scheduler", self.lr_scheduler in SCHEDULERS, f"one of {SCHEDULERS}"),
             ("max_length", self.max_length >= 32, ">= 32"),
             ("replay_share", 0 <= self.replay_share < 1, "in [0, 1)"),
             ("max_drop_share", 0 <= self.max_drop_share <= 1, "in [0, 1]"),
