@@ -128,3 +128,28 @@ def test_every_budget_trains_with_the_settings_it_prints(tmp_path: Path) -> None
         got = (cfg.lr_scheduler, cfg.warmup_ratio, cfg.prefix_grad, cfg.share_prefix)
         assert got == (b.lr_scheduler, b.warmup_ratio, b.prefix_grad, b.share_prefix), b.name
         assert cfg.learning_rate == b.learning_rate and cfg.max_steps == b.max_steps[1]
+
+
+def test_a_new_run_starts_without_the_last_gate_verdict(tmp_path: Path, monkeypatch) -> None:
+    """`gate --markdown` appends; the demo deletes the old file so that its gate.md holds
+    this run's verdict only."""
+    import toolsft.demo.run as run
+
+    baseline = tmp_path / "base.json"
+    baseline.write_text("{}")
+    plan = build_plan(
+        Path("tool_schemas/commerce"), BUDGETS["quick"], tmp_path, tmp_path / "rep", baseline
+    )
+    gate_md = next(s for s in plan.steps if s.name == "gate").argv[-1]
+    assert Path(gate_md) in plan.stale
+    Path(gate_md).parent.mkdir(parents=True)
+    Path(gate_md).write_text("| an earlier run's verdict |\n")
+    seen: list[bool] = []
+
+    def fake_step(step, log):  # type: ignore[no-untyped-def]
+        seen.append(Path(gate_md).exists())
+        return run.StepResult(step, 0, 0.0, log, 1.0)
+
+    monkeypatch.setattr(run, "run_step", fake_step)
+    run.run_plan(plan, tmp_path / "logs")
+    assert seen and not any(seen)

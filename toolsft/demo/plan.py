@@ -270,6 +270,9 @@ class Plan:
     baseline: Path
     final: Path
     """results.json that the gate judges."""
+    stale: tuple[Path, ...] = ()
+    """Files a run deletes before it starts: the gate appends to its markdown (for CI step
+    summaries), so a second `make demo` would otherwise show both runs' verdicts."""
 
 
 def build_plan(
@@ -379,7 +382,10 @@ def build_plan(
                 3,
             )
         )
-    return Plan(b, tuple(steps), tuple(evals), jobs_file, runs, reports, baseline, final_results)
+    stale = (reports / "gate.md",)
+    return Plan(
+        b, tuple(steps), tuple(evals), jobs_file, runs, reports, baseline, final_results, stale
+    )
 
 
 def write_jobs(plan: Plan) -> Path:

@@ -46,6 +46,8 @@ def run_plan(
     on_end: Callable[[StepResult], None] | None = None,
 ) -> list[StepResult]:
     logs.mkdir(parents=True, exist_ok=True)
+    for path in plan.stale:
+        path.unlink(missing_ok=True)
     done: list[StepResult] = []
     for i, step in enumerate(plan.steps):
         if on_start:
