@@ -33,6 +33,7 @@ format: $(STAMP)
 bench: $(STAMP)
 	$(PY) benchmarks/gen_throughput.py
 	$(PY) benchmarks/train_throughput.py
+	$(PY) benchmarks/prefix_grad.py
 	$(PY) benchmarks/eval_throughput.py
 
 clean:

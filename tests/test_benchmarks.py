@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
+import fixtures_train
 from conftest import REPO
+
+tiny_home = fixtures_train.tiny_home
 
 
 def test_gen_throughput_script_runs_and_reports() -> None:
@@ -26,8 +30,29 @@ def test_gen_throughput_script_runs_and_reports() -> None:
     assert "verified examples/s" in out and "generation" in out and "validation" in out
 
 
+def test_prefix_grad_benchmark_runs_and_checks_the_losses(tiny_home: Path) -> None:
+    res = subprocess.run(
+        [
+            sys.executable,
+            str(REPO / "benchmarks" / "prefix_grad.py"),
+            *("--model", "tiny-random", "--home", str(tiny_home)),
+            *("--prefix", "40", "--rows", "3", "--row-tokens", "8", "--repeat", "1"),
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+    )
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert "s per step" in res.stdout and "losses agree" in res.stdout
+
+
 def test_other_benchmarks_at_least_parse_their_options() -> None:
-    for script in ("train_throughput.py", "eval_throughput.py", "prefix_packing.py"):
+    for script in (
+        "train_throughput.py",
+        "eval_throughput.py",
+        "prefix_packing.py",
+        "prefix_grad.py",
+    ):
         res = subprocess.run(
             [sys.executable, str(REPO / "benchmarks" / script), "--help"],
             cwd=REPO,
