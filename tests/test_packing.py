@@ -147,6 +147,14 @@ def test_detached_prefix_gives_the_same_hidden_states(tiny_home: Path) -> None:
     assert not got[seg == 0].any()  # prefix positions carry no label and come back as zeros
     got[rows].pow(2).sum().backward()
     assert model.model.layers[0].self_attn.q_proj.weight.grad.abs().sum() > 0
+    alone = {k: v[:1, seg[0] > 0] for k, v in kwargs.items() if k != "attention_mask"}
+    alone_seg = seg[:1, seg[0] > 0]
+    alone["attention_mask"] = segment_mask(alone_seg)
+    with torch.no_grad():  # a pack without a shared prefix is one plain pass
+        torch.testing.assert_close(
+            _hidden_detached_prefix(model.model, alone_seg, **alone),
+            model.model(**alone).last_hidden_state,
+        )
 
 
 def test_training_with_shared_prefix_packs(

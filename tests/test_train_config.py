@@ -52,6 +52,8 @@ def test_yaml_with_stage_sections(tmp_path: Path) -> None:
         ("lora_r: eight\n", "lora_r = 'eight'"),
         ("replay_share: 1.5\n", "replay_share = 1.5"),
         ("method: adapters\n", "method = 'adapters'"),
+        ("lr_scheduler: cosine_decay\n", "lr_scheduler = 'cosine_decay'"),
+        ("prefix_grad: false\n", "prefix_grad = False: must be true without share_prefix"),
         ("stages: {4: {epochs: 1}}\n", "stages.4"),
         ("- a list\n", "top level must be a mapping"),
         ("a: [\n", "invalid YAML"),

@@ -165,6 +165,11 @@ class TrainConfig:
             ("learning_rate", self.learning_rate > 0, "> 0"),
             ("warmup_ratio", 0 <= self.warmup_ratio < 1, "in [0, 1)"),
             ("lr_scheduler", self.lr_scheduler in SCHEDULERS, f"one of {SCHEDULERS}"),
+            (
+                "prefix_grad",
+                self.prefix_grad or self.share_prefix,
+                "true without share_prefix (only shared-prefix packs have a prefix to detach)",
+            ),
             ("max_length", self.max_length >= 32, ">= 32"),
             ("replay_share", 0 <= self.replay_share < 1, "in [0, 1)"),
             ("max_drop_share", 0 <= self.max_drop_share <= 1, "in [0, 1]"),

@@ -109,6 +109,11 @@ def _hidden_detached_prefix(
     for b in range(input_ids.shape[0]):
         p = int((segments[b] == 0).sum())
         ids, pos, mask = input_ids[b : b + 1], position_ids[b : b + 1], attention_mask[b : b + 1]
+        if p == 0:  # nothing shared: the pack is one plain row
+            out.append(
+                backbone(input_ids=ids, position_ids=pos, attention_mask=mask).last_hidden_state
+            )
+            continue
         with torch.no_grad():
             cache = backbone(input_ids=ids[:, :p], position_ids=pos[:, :p], use_cache=True)
         hidden = backbone(
