@@ -8,7 +8,7 @@ The pack is synthetic (random token ids) but shaped like a commerce demo pack: a
 itself (`toolsft.train.packing.segment_mask`). LoRA r=16 on every linear module of the last 12
 layers, fp32, as the `cpu-fp32` demo budget trains. "with" runs the whole pack through the
 backbone; "without" runs the prefix under no_grad as a KV cache
-(`toolsft.train.trainer._hidden_detached_prefix`, what `train --no-prefix-grad` does). The
+(`toolsft.train.trainer.hidden_with_detached_prefix`, what `train --no-prefix-grad` does). The
 loss is summed over a random 30% of suffix positions through the LM head, as the compact loss
 does. It prints seconds per step (median over `--repeat`, after one warm-up each) and checks
 that both losses agree.
@@ -45,7 +45,7 @@ def main() -> None:
 
     from toolsft.models import resolve_model
     from toolsft.train.packing import segment_mask
-    from toolsft.train.trainer import _hidden_detached_prefix
+    from toolsft.train.trainer import hidden_with_detached_prefix
 
     torch.manual_seed(0)
     path = resolve_model(args.model, Path(args.home).expanduser())
@@ -80,7 +80,7 @@ def main() -> None:
 
     def step(detached: bool) -> float:
         if detached:
-            hidden = _hidden_detached_prefix(backbone, seg, **kwargs)
+            hidden = hidden_with_detached_prefix(backbone, seg, **kwargs)
         else:
             hidden = backbone(**kwargs, use_cache=False).last_hidden_state
         loss = base.get_output_embeddings()(hidden[labelled]).logsumexp(-1).sum()

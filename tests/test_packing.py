@@ -114,7 +114,7 @@ def test_detached_prefix_gives_the_same_hidden_states(tiny_home: Path) -> None:
     from transformers import AutoModelForCausalLM
 
     from toolsft.models import resolve_model
-    from toolsft.train.trainer import _hidden_detached_prefix
+    from toolsft.train.trainer import hidden_with_detached_prefix
 
     model = AutoModelForCausalLM.from_pretrained(
         resolve_model("tiny-random", tiny_home), torch_dtype=torch.float32
@@ -141,7 +141,7 @@ def test_detached_prefix_gives_the_same_hidden_states(tiny_home: Path) -> None:
     }
     with torch.no_grad():
         want = model.model(**kwargs).last_hidden_state
-    got = _hidden_detached_prefix(model.model, seg, **kwargs)
+    got = hidden_with_detached_prefix(model.model, seg, **kwargs)
     rows = seg > 0
     torch.testing.assert_close(got[rows], want[rows], atol=1e-4, rtol=1e-4)
     assert not got[seg == 0].any()  # prefix positions carry no label and come back as zeros
@@ -152,7 +152,7 @@ def test_detached_prefix_gives_the_same_hidden_states(tiny_home: Path) -> None:
     alone["attention_mask"] = segment_mask(alone_seg)
     with torch.no_grad():  # a pack without a shared prefix is one plain pass
         torch.testing.assert_close(
-            _hidden_detached_prefix(model.model, alone_seg, **alone),
+            hidden_with_detached_prefix(model.model, alone_seg, **alone),
             model.model(**alone).last_hidden_state,
         )
 

@@ -64,7 +64,7 @@ class ToolSFTTrainer(SFTTrainer):
         # CPU step ran in fp32: ~2x slower with AMX/AVX512-BF16).
         with self.accelerator.autocast():
             if packed and not self.prefix_grad:
-                hidden = _hidden_detached_prefix(backbone, segments, **kwargs)[:, :-1][mask]
+                hidden = hidden_with_detached_prefix(backbone, segments, **kwargs)[:, :-1][mask]
             else:
                 hidden = backbone(**kwargs, use_cache=False).last_hidden_state[:, :-1][mask]
             logits = base.get_output_embeddings()(hidden).float()
@@ -89,7 +89,7 @@ class ToolSFTTrainer(SFTTrainer):
         self._metrics[mode]["num_tokens"] = [self._total_train_tokens]
 
 
-def _hidden_detached_prefix(
+def hidden_with_detached_prefix(
     backbone: Any,
     segments: torch.Tensor,
     input_ids: torch.Tensor,
