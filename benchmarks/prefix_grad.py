@@ -40,33 +40,24 @@ def main() -> None:
     args = p.parse_args()
 
     import torch
-    from peft import LoraConfig, get_peft_model
+    from peft import get_peft_model
     from transformers import AutoModelForCausalLM
 
+    from toolsft.demo.plan import ALL_LINEAR
     from toolsft.models import resolve_model
+    from toolsft.train.build import lora_config
+    from toolsft.train.config import TrainConfig
     from toolsft.train.packing import segment_mask
     from toolsft.train.trainer import hidden_with_detached_prefix
 
     torch.manual_seed(0)
     path = resolve_model(args.model, Path(args.home).expanduser())
     model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32)
-    n_layers = model.config.num_hidden_layers
-    lora = LoraConfig(
-        r=16,
-        lora_alpha=32,
-        lora_dropout=0.0,
-        target_modules=[
-            "q_proj",
-            "k_proj",
-            "v_proj",
-            "o_proj",
-            "gate_proj",
-            "up_proj",
-            "down_proj",
-        ],
-        layers_to_transform=list(range(max(0, n_layers - args.lora_layers), n_layers)),
-        task_type="CAUSAL_LM",
+    # the demo's own LoRA settings, built by the same function `toolsft train` uses
+    cfg = TrainConfig(
+        lora_layers=args.lora_layers, target_modules=list(ALL_LINEAR), lora_dropout=0.0
     )
+    lora = lora_config(cfg, model.config.num_hidden_layers)
     model = get_peft_model(model, lora).train()
     base = model.get_base_model()
     backbone = getattr(base, base.base_model_prefix)

@@ -149,7 +149,7 @@ def _flag_overrides(opts: dict[str, Any]) -> dict[str, Any]:
     "--no-prefix-grad",
     is_flag=True,
     help="With --share-prefix: run each pack's shared prefix without gradient (same loss, "
-    "~1.35x faster CPU steps; the prefix's keys and values get no gradient).",
+    "1.34x faster CPU steps; the prefix's keys and values get no gradient).",
 )
 @click.option("--dora", is_flag=True, help="DoRA (weight-decomposed LoRA).")
 @click.option("--rslora", is_flag=True, help="rsLoRA scaling.")

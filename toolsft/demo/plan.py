@@ -77,7 +77,7 @@ class Budget:
     """Tools listed in the suite's order in every row: all prompts share the tool list."""
     prefix_grad: bool = True
     """Backpropagate through each pack's shared prefix (False: run it once without gradient,
-    ~1.35x faster CPU steps at the same loss per step)."""
+    1.34x faster CPU steps at the same loss per step)."""
     warmup_ratio: float = 0.1
     """Share of steps in linear warmup; its first step has learning rate 0, which a budget of
     eight steps cannot spare."""
