@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from toolsft.demo.plan import BUDGETS, build_plan, choose_budget, write_jobs
 
 
@@ -15,12 +17,14 @@ def test_budget_choice() -> None:
 
 
 def test_cpu_without_bf16_gets_the_fp32_budget_judged_like_the_cpu_one() -> None:
-    """An AVX2-only CPU trains in fp32 (~4-5x slower): fewer steps, the same generated and
-    scored rows, so the cpu budget's committed baseline gates it."""
+    """An AVX2-only CPU trains in fp32 (~4-5x slower): the same 20 minutes hold fewer steps,
+    which a constant rate without warmup uses best; the same generated and scored rows, so the
+    cpu budget's committed baseline gates it."""
     fp32 = choose_budget(quick=False, gpu=False, bf16=False)
     cpu = choose_budget(quick=False, gpu=False, bf16=True)
     assert fp32.name == "cpu-fp32" and cpu.name == "cpu"
-    assert sum(fp32.max_steps) < sum(cpu.max_steps)
+    assert fp32.minutes == cpu.minutes == 20
+    assert (fp32.lr_scheduler, fp32.warmup_ratio) == ("constant", 0.0)
     assert fp32.baseline == "cpu"
     same = ("rows_per_stage", "eval_rows", "show_all", "suite_order", "group", "max_tools")
     assert [getattr(fp32, k) for k in same] == [getattr(cpu, k) for k in same]
@@ -40,11 +44,11 @@ def test_plan_runs_the_curriculum_in_order(tmp_path: Path) -> None:
         baseline,
     )
     names = [s.name for s in plan.steps]
-    assert names[0] == "gen"
+    assert names[:3] == ["gen", "eval base", "train stage 1"]
     assert (
         names.index("train stage 1") < names.index("export stage 1") < names.index("train stage 2")
     )
-    assert names.index("export stage 3") < names.index("eval base and stages 1-3")
+    assert names.index("export stage 3") < names.index("eval stages 1-3")
     assert names[-2:] == ["report", "gate"]
     train2 = next(s for s in plan.steps if s.name == "train stage 2")
     assert train2.argv[train2.argv.index("--out") + 1] == str(tmp_path / "runs")
@@ -70,12 +74,16 @@ def test_eval_step_scores_every_model_from_the_jobs_file(tmp_path: Path) -> None
     plan = build_plan(
         Path("tool_schemas/commerce"), BUDGETS["cpu"], tmp_path, tmp_path, tmp_path / "b.json"
     )
-    step = next(s for s in plan.steps if s.name.startswith("eval"))
+    base = next(s for s in plan.steps if s.name == "eval base")
+    assert base.argv[base.argv.index("--model") + 1] == "smollm2-135m"
+    assert base.argv[base.argv.index("--out") + 1] == str(plan.evals[0].report)
+    step = next(s for s in plan.steps if s.name == "eval stages 1-3")
     assert step.argv[step.argv.index("--jobs") + 1] == str(plan.jobs_file)
     assert "--enforce-eager" in step.argv and "--engine" in step.argv
+    assert step.like == ("eval base", step.like[1]) and step.like[1] > 1
     jobs = json.loads(write_jobs(plan).read_text())
-    assert [j["out"] for j in jobs] == [str(e.report) for e in plan.evals]
-    assert jobs[-1]["constrained"] is True and jobs[0]["model"] == "smollm2-135m"
+    assert [j["out"] for j in jobs] == [str(e.report) for e in plan.evals[1:]]
+    assert jobs[-1]["constrained"] is True and jobs[0]["name"] == "stage 1"
 
 
 def test_no_gate_step_without_a_baseline(tmp_path: Path) -> None:
@@ -153,3 +161,61 @@ def test_a_new_run_starts_without_the_last_gate_verdict(tmp_path: Path, monkeypa
     monkeypatch.setattr(run, "run_step", fake_step)
     run.run_plan(plan, tmp_path / "logs")
     assert seen and not any(seen)
+
+
+def _timed_plan(tmp_path: Path, minutes: float = 20):  # type: ignore[no-untyped-def]
+    from dataclasses import replace
+
+    budget = replace(BUDGETS["cpu"], minutes=minutes, margin_s=60)
+    return build_plan(Path("tool_schemas/commerce"), budget, tmp_path, tmp_path, tmp_path / "b")
+
+
+def test_training_stages_share_what_the_other_steps_leave(tmp_path: Path) -> None:
+    """Each stage's --max-time is its share of the target left after the margin, the later
+    steps' estimates (the final eval scaled from the base eval once measured) and overheads."""
+    from toolsft.demo.run import estimate, stage_seconds
+
+    plan = _timed_plan(tmp_path)
+    i = [s.name for s in plan.steps].index("train stage 1")
+    timed = [s for s in plan.steps if s.time_share]
+    assert [s.time_share for s in timed] == list(plan.budget.stage_shares)
+    measured = {"gen": 2.0, "eval base": 50.0}
+    final = next(s for s in plan.steps if s.name == "eval stages 1-3")
+    assert estimate(final, measured) == 50.0 * final.like[1]
+    assert estimate(final, {}) == final.est_s
+    untimed_later = sum(estimate(s, measured) for s in plan.steps[i:] if not s.time_share)
+    overheads = sum(s.overhead_s for s in timed)
+    left = 20 * 60 - 60 - 52.0 - untimed_later - overheads
+    got = stage_seconds(plan, i, 52.0, measured)
+    assert got == pytest.approx(left * 85 / (85 + 75 + 65))
+    # a late start leaves less, but never nothing
+    assert stage_seconds(plan, i, 200.0, measured) < got
+    assert stage_seconds(plan, i, 5000.0, measured) == 30.0
+
+
+def test_run_plan_passes_each_stage_its_time_and_fits_the_target(tmp_path: Path, monkeypatch) -> None:
+    """A simulated run on a fake clock: every step takes what it is told (training its
+    --max-time plus overhead); the whole run ends within the target."""
+    import toolsft.demo.run as run
+
+    plan = _timed_plan(tmp_path, minutes=10)
+    now = [0.0]
+    given: dict[str, float] = {}
+    etas: list[float] = []
+
+    def fake_step(step, log):  # type: ignore[no-untyped-def]
+        if "--max-time" in step.argv:
+            given[step.name] = float(step.argv[step.argv.index("--max-time") + 1])
+            took = given[step.name] + step.overhead_s
+        else:
+            took = {"eval base": 40.0, "eval stages 1-3": 75.0}.get(step.name, 10.0)
+        now[0] += took
+        return run.StepResult(step, 0, took, log, 1.0)
+
+    monkeypatch.setattr(run, "run_step", fake_step)
+    run.run_plan(plan, tmp_path / "logs", on_start=lambda s, eta: etas.append(eta),
+                 clock=lambda: now[0])
+    assert list(given) == ["train stage 1", "train stage 2", "train stage 3"]
+    assert given["train stage 1"] > given["train stage 2"] > given["train stage 3"] > 30
+    assert 10 * 60 - 60 - 20 < now[0] <= 10 * 60  # the margin stays free, little else does
+    assert etas[0] == pytest.approx(10 * 60 - 60, abs=1)

@@ -169,3 +169,50 @@ def test_clarify_and_no_tool_rows_expect_no_call(generated) -> None:  # type: ig
         if ex.meta["kind"] in ("no_tool", "clarify", "confirm_ask"):
             assert ex.expected.calls == () and not ex.messages[-1].get("tool_calls")
             assert ex.messages[-1]["content"]
+
+
+def test_entity_swap_says_new_values_in_training_rows_only() -> None:
+    """Swapped values reach the call (the model must copy them), are never a pool or held-out
+    value, and the test split is byte-for-byte what it is without swaps."""
+    from toolsft.gen.plan import plan_for
+    from toolsft.schema.pools import entry_values
+
+    suite = load_suite(REPO / "tool_schemas" / "commerce")
+    swapped = generate(suite, GenConfig(seed=5, per_stage=150, stages=(2,), entity_swap=1.0))
+    plain = generate(suite, GenConfig(seed=5, per_stage=150, stages=(2,), entity_swap=0.0))
+    test = [r.to_row() for r in swapped.rows[(2, "test")]]
+    assert test == [r.to_row() for r in plain.rows[(2, "test")]]
+    pools = suite.config["pools"]
+    known = {
+        str(v).lower()
+        for p in pools.values()
+        for part in ("values", "holdout")
+        for e in p.get(part, ())
+        for v in entry_values(e)
+    }
+    new_values = 0
+    for ex in swapped.rows[(2, "train")]:
+        if "swap:entity" not in ex.meta["augmentations"]:
+            continue
+        user = " ".join(m["content"] for m in ex.messages if m["role"] == "user")
+        for msg in ex.messages:
+            for tc in msg.get("tool_calls") or []:
+                args = json.loads(tc["function"]["arguments"])
+                for value in _strings(args):
+                    if value in user and value.lower() not in known and not value.isdigit():
+                        new_values += 1
+    assert new_values > 20
+    assert not any("swap:entity" in r.meta["augmentations"] for r in plain.rows[(2, "train")])
+    # a swap may never say a held-out (test) value nor a pool value
+    vocab = plan_for(suite).tools["check_inventory"].sampler.vocab
+    assert vocab is not None and "xinxiang" in vocab.forbidden and "北京" in vocab.forbidden
+
+
+def _strings(obj: object) -> list[str]:
+    if isinstance(obj, str):
+        return [obj]
+    if isinstance(obj, dict):
+        return [s for v in obj.values() for s in _strings(v)]
+    if isinstance(obj, list):
+        return [s for v in obj for s in _strings(v)]
+    return []

@@ -60,11 +60,14 @@ def demo(
     seed: int,
     dry_run: bool,
 ) -> None:
-    """gen -> train stage 1..3, each exported merged -> eval base and every stage, free and
-    constrained -> HTML + Markdown report -> gate, on one shipped suite.
+    """gen -> eval the base model -> train stage 1..3, each exported merged -> eval every
+    stage, free and constrained -> HTML + Markdown report -> gate, on one shipped suite.
 
-    All evaluations share one engine (vLLM reloads the weights in place): on CPU an engine
-    start costs more than scoring 60 episodes.
+    On CPU the demo has a time budget (20 minutes): the base model's evaluation sizes the
+    final one, and each training stage gets its share of what is left (`train --max-time`),
+    so the loop fits on slow and fast CPUs alike. The evaluations after training share one
+    engine (vLLM reloads the weights in place): on CPU an engine start costs more than
+    scoring 60 episodes.
 
     Every artifact lands under --runs and --reports; each step's log under <runs>/logs/.
     """
@@ -87,7 +90,8 @@ def demo(
     console.print(_budget_table(plan))
     if dry_run:
         for step in plan.steps:
-            console.print(f"[dim]{step.name:>26}[/]  toolsft {' '.join(step.argv)}")
+            timed = " --max-time <its share of the time left>" if step.time_share else ""
+            console.print(f"[dim]{step.name:>26}[/]  toolsft {' '.join(step.argv)}{timed}")
         for job in plan.evals:
             console.print(f"[dim]{'scores':>26}[/]  {job.label}: {job.model} -> {job.report}")
         return
@@ -104,11 +108,15 @@ def demo(
     ) as bar:
         task = bar.add_task("starting", total=total)
 
-        def start(step):  # type: ignore[no-untyped-def]
-            bar.update(task, description=step.name)
+        def start(step, eta_s):  # type: ignore[no-untyped-def]
+            done = bar.tasks[0].completed
+            bar.update(task, description=step.name, total=done + eta_s)
+            if "--max-time" in step.argv:
+                secs = step.argv[step.argv.index("--max-time") + 1]
+                bar.console.print(f"[dim]{step.name}: {secs} s of training in the time budget[/]")
 
         def end(res):  # type: ignore[no-untyped-def]
-            bar.advance(task, res.step.est_s)
+            bar.advance(task, res.seconds)
             mark = "[green]ok[/]" if res.returncode == 0 else "[red]failed[/]"
             bar.console.print(
                 f"{mark} {res.step.name} ({res.seconds:.0f} s, peak RSS {res.peak_rss_mb / 1024:.1f} GB)"
@@ -159,7 +167,10 @@ def _budget_table(plan) -> Table:  # type: ignore[no-untyped-def]
         table.add_row(k, v)
     table.add_row("steps", str(len(plan.steps)))
     table.add_row("gate baseline", str(plan.baseline))
-    table.add_row("estimated time", f"{sum(s.est_s for s in plan.steps) / 60:.0f} min")
+    if plan.budget.minutes:
+        table.add_row("estimated time", f"{plan.budget.minutes:g} min (the time budget)")
+    else:
+        table.add_row("estimated time", f"{sum(s.est_s for s in plan.steps) / 60:.0f} min")
     return table
 
 

@@ -61,6 +61,15 @@ from toolsft.types import LANGS
     "tool order, so `train --share-prefix` computes their common prompt once.",
 )
 @click.option(
+    "--entity-swap",
+    default=0.5,
+    show_default=True,
+    type=click.FloatRange(0, 1),
+    help="Share of free-text values (cities, products, addresses) that train/val rows replace "
+    "with new values of the same shape, so the model learns to copy rather than recall the "
+    "pool. The test split never swaps.",
+)
+@click.option(
     "--format",
     "fmt",
     default="jsonl",
@@ -80,6 +89,7 @@ def gen(
     show_all: bool,
     suite_order: bool,
     group: int,
+    entity_swap: float,
     fmt: str,
 ) -> None:
     """Generate staged, verified SFT data from a tool suite.
@@ -128,6 +138,7 @@ def gen(
         show_all=show_all,
         suite_order=suite_order,
         group=group,
+        entity_swap=entity_swap,
     )
     total = sum(cfg.split_sizes().values()) * len(stage_t)
     with Progress(

@@ -23,6 +23,7 @@ OVERRIDES = {
     "lr": "learning_rate",
     "epochs": "epochs",
     "max_steps": "max_steps",
+    "max_time": "max_time",
     "batch_size": "batch_size",
     "grad_accum": "grad_accum",
     "max_length": "max_length",
@@ -105,6 +106,13 @@ def _flag_overrides(opts: dict[str, Any]) -> dict[str, Any]:
 @click.option("--resume", is_flag=True, help="Skip complete stages; continue an interrupted one.")
 @click.option("--overwrite", is_flag=True, help="Delete and retrain stages that already exist.")
 @click.option("--max-steps", type=int, help="Optimizer steps per stage (default: epochs).")
+@click.option(
+    "--max-time",
+    type=float,
+    metavar="SECONDS",
+    help="Stop each stage after this many seconds of steps (loading not counted); the "
+    "schedule then decays over the time, not the steps.",
+)
 @click.option("--epochs", type=float, help="Epochs per stage [1].")
 @click.option("--lr", type=float, help="Peak learning rate [2e-4].")
 @click.option("--batch-size", type=int, help="Rows per micro-batch [auto].")

@@ -13,7 +13,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from toolsft.demo.plan import Plan, Step
@@ -39,24 +39,70 @@ class StepFailed(RuntimeError):
         self.result = result
 
 
+MIN_TRAIN_S = 30.0
+"""A stage never gets less than this, however late the run is: a few steps, not none."""
+
+
+def estimate(step: Step, measured: dict[str, float]) -> float:
+    """Seconds `step` should take: scaled from the step it is `like` once that one has run."""
+    if step.like and step.like[0] in measured:
+        return measured[step.like[0]] * step.like[1]
+    return step.est_s
+
+
+def stage_seconds(plan: Plan, i: int, elapsed: float, measured: dict[str, float]) -> float:
+    """`--max-time` for timed step `i`, started `elapsed` seconds into the run: its share of
+    the target left after the margin, the later untimed steps' estimates and every timed
+    step's overhead."""
+    rest = plan.steps[i:]
+    fixed = sum(s.overhead_s if s.time_share else estimate(s, measured) for s in rest)
+    left = plan.budget.minutes * 60 - plan.budget.margin_s - elapsed - fixed
+    shares = sum(s.time_share for s in rest)
+    return max(MIN_TRAIN_S, left * plan.steps[i].time_share / shares)
+
+
+def remaining_s(plan: Plan, i: int, elapsed: float, measured: dict[str, float]) -> float:
+    """Estimated seconds from `elapsed` (the start of step `i`) to the end of the run: under a
+    time budget with training still to come, the training fills the target."""
+    rest = plan.steps[i:]
+    total = sum(estimate(s, measured) for s in rest)
+    if plan.budget.minutes and any(s.time_share for s in rest):
+        target = plan.budget.minutes * 60 - plan.budget.margin_s - elapsed
+        floor = sum(s.overhead_s + MIN_TRAIN_S if s.time_share else estimate(s, measured) for s in rest)
+        return max(target, floor)
+    return total
+
+
 def run_plan(
     plan: Plan,
     logs: Path,
-    on_start: Callable[[Step], None] | None = None,
+    on_start: Callable[[Step, float], None] | None = None,
     on_end: Callable[[StepResult], None] | None = None,
+    clock: Callable[[], float] = time.monotonic,
 ) -> list[StepResult]:
+    """Run every step in order. A timed training step (`Step.time_share`) gets `--max-time`
+    from what is left of the budget when it starts. `on_start` gets the step as it runs and the
+    estimated seconds left in the whole run."""
     logs.mkdir(parents=True, exist_ok=True)
     for path in plan.stale:
         path.unlink(missing_ok=True)
     done: list[StepResult] = []
+    measured: dict[str, float] = {}
+    t0 = clock()
     for i, step in enumerate(plan.steps):
+        if step.time_share and plan.budget.minutes:
+            secs = stage_seconds(plan, i, clock() - t0, measured)
+            step = replace(
+                step, argv=(*step.argv, "--max-time", f"{secs:.0f}"), est_s=secs + step.overhead_s
+            )
         if on_start:
-            on_start(step)
+            on_start(step, remaining_s(plan, i, clock() - t0, measured))
         res = run_step(
             step,
             logs / f"{i:02d}-{re.sub(r'[^A-Za-z0-9]+', '_', step.name).strip('_')}.log",
         )
         done.append(res)
+        measured[step.name] = res.seconds
         if on_end:
             on_end(res)
         if res.returncode != 0:

@@ -32,6 +32,14 @@ class GenConfig:
     stages: tuple[int, ...] = field(default=(1, 2, 3), metadata={"help": "Stages to generate."})
     max_tools: int = field(default=0, metadata={"help": "Tools shown in stage-1 rows (0: all)."})
     noise: float = field(default=0.15, metadata={"help": "Share of requests with noise."})
+    entity_swap: float = field(
+        default=0.5,
+        metadata={
+            "help": "Share of free-text pool values (cities, products, addresses) that train/val "
+            "rows replace with a new value of the same shape, so the model learns to copy values "
+            "rather than recall the pool; the test split never swaps."
+        },
+    )
     paraphrase: float = field(default=0.25, metadata={"help": "Share with a paraphrase wrapper."})
     context: float = field(default=0.15, metadata={"help": "Share with earlier small talk."})
     max_attempts: int = field(default=30, metadata={"help": "Tries per row before giving up."})
@@ -151,7 +159,7 @@ def draft_row(
         order: tuple[str, ...] = ()
     else:
         order = names if cfg.suite_order else tuple(shared.sample(names, len(names)))
-    ctx = Context(lang, split == "test", today, rng, scfg.noise, order)
+    ctx = Context(lang, split == "test", today, rng, scfg.noise, order, cfg.entity_swap)
     return build(suite, stage, pick_suite_kind(suite, stage, rng), ctx, scfg)
 
 

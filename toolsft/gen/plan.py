@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from toolsft.gen.sample import SlotSampler
+from toolsft.gen.swap import Vocab, suite_vocab
 from toolsft.schema.suite import Suite, ToolGen
 from toolsft.schema.templates import Segment, parse_template
 from toolsft.types import ToolSpec
@@ -86,7 +87,9 @@ def plan_for(suite: Suite) -> SuitePlan:
 def _compile(suite: Suite) -> SuitePlan:
     pools = suite.config.get("pools") or {}
     names = tuple(t.name for t in suite.tools)
-    tools = {t.name: _tool_plan(t, suite.gen[t.name], pools, names) for t in suite.tools}
+    texts = [t for g in suite.gen.values() for ts in g.templates.values() for t in ts]
+    vocab = suite_vocab(pools, texts)
+    tools = {t.name: _tool_plan(t, suite.gen[t.name], pools, names, vocab) for t in suite.tools}
     error_tools = tuple(n for n in tools if suite.gen[n].result.get("error"))
     kinds = {}
     for stage, table in STAGE_KINDS.items():
@@ -111,7 +114,7 @@ def _compile(suite: Suite) -> SuitePlan:
 
 
 def _tool_plan(
-    spec: ToolSpec, gen: ToolGen, pools: dict[str, Any], names: tuple[str, ...]
+    spec: ToolSpec, gen: ToolGen, pools: dict[str, Any], names: tuple[str, ...], vocab: Vocab
 ) -> ToolPlan:
     required = tuple(spec.parameters.get("required", []))
     templates: dict[tuple[str, bool, bool], tuple[TemplatePlan, ...]] = {}
@@ -124,7 +127,7 @@ def _tool_plan(
                 templates[(lang, holdout, complete)] = tuple(
                     p for p in plans if _covers(p, required) == complete
                 )
-    sampler = SlotSampler(spec.parameters, gen.slots, pools)
+    sampler = SlotSampler(spec.parameters, gen.slots, pools, vocab)
     head = tuple(dict.fromkeys((spec.name, *gen.confusable)))
     rest = tuple(n for n in names if n not in head)
     return ToolPlan(spec.name, spec, gen, required, sampler, templates, (head, rest))

@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from toolsft.gen.swap import Vocab, swap_value
 from toolsft.gen.words import say_date, say_number
 from toolsft.schema.checks import param_schema
 from toolsft.schema.executor import code_parts
@@ -48,6 +49,9 @@ class Context:
     noise: float = 0.0
     order: tuple[str, ...] = ()
     """When set, every row shows exactly these tools in this order (`GenConfig.show_all`)."""
+    swap: float = 0.0
+    """Share of free-text pool draws replaced by a new value (`toolsft.gen.swap`); never in
+    held-out (test) rows."""
 
 
 @dataclass
@@ -67,9 +71,15 @@ class _Slot:
 
 class SlotSampler:
     def __init__(
-        self, parameters: Mapping[str, Any], slots: Mapping[str, Any], pools: Mapping[str, Any]
+        self,
+        parameters: Mapping[str, Any],
+        slots: Mapping[str, Any],
+        pools: Mapping[str, Any],
+        vocab: Vocab | None = None,
     ) -> None:
         self.parameters, self.slots, self.pools = parameters, slots, pools
+        self.vocab = vocab
+        """What entity swaps are made of (None: no swaps)."""
         self._resolved: dict[str, _Slot] = {}
 
     def draw(self, slot_names: list[str], ctx: Context) -> Draw:
@@ -115,6 +125,12 @@ class SlotSampler:
         if avoid:
             entries = tuple(e for e in entries if e[0] not in avoid) or entries
         value, surface, aliases = ctx.rng.choice(entries)
+        if ctx.swap and not ctx.holdout and self.vocab is not None and value == surface:
+            # a value said as it is sent (not an enum's spoken form): maybe say a new one
+            new = swap_value(surface, ctx.rng, self.vocab) if ctx.rng.random() < ctx.swap else None
+            if new is not None and new not in avoid:
+                value, surface, aliases = new, new, ()
+                draw.augmentations.append("swap:entity")
         used.append(value)
         draw.entities.append(str(value))
         if aliases and ctx.rng.random() < ctx.noise:

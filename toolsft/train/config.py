@@ -23,6 +23,8 @@ SCHEDULERS = (
     "inverse_sqrt",
 )
 """transformers' schedules that need no extra arguments (checked here, before a model loads)."""
+TIMED_SCHEDULES = ("constant", "constant_with_warmup", "linear", "cosine")
+"""Schedules that `max_time` can run over the time (`toolsft.train.timebudget.SCHEDULES`)."""
 TEMPLATES = ("auto", "toolsft", "model")
 
 
@@ -77,6 +79,10 @@ class TrainConfig:
     # --- optimization ---
     epochs: float = _f(1.0, "Epochs over the stage's (replay-mixed) training rows.")
     max_steps: int = _f(-1, "Stop after this many optimizer steps (-1: run the epochs).")
+    max_time: float | None = _f(
+        None,
+        "Stop after this many seconds of optimizer steps (loading not counted), or at max_steps if that comes first; the stage saves as if it had ended. The schedule then runs over the time, not the steps: cosine decays to zero at the deadline whatever the machine's speed. The demo gives each stage its share of 20 minutes this way.",
+    )
     learning_rate: float = _f(2e-4, "Peak learning rate (AdamW, cosine schedule).")
     lr_scheduler: str = _f("cosine", "Learning-rate schedule (transformers name).")
     warmup_ratio: float = _f(0.1, "Share of steps spent in linear warmup.")
@@ -165,6 +171,12 @@ class TrainConfig:
             ("learning_rate", self.learning_rate > 0, "> 0"),
             ("warmup_ratio", 0 <= self.warmup_ratio < 1, "in [0, 1)"),
             ("lr_scheduler", self.lr_scheduler in SCHEDULERS, f"one of {SCHEDULERS}"),
+            ("max_time", self.max_time is None or self.max_time > 0, "> 0 seconds"),
+            (
+                "lr_scheduler",
+                self.max_time is None or self.lr_scheduler in TIMED_SCHEDULES,
+                f"one of {TIMED_SCHEDULES} with max_time",
+            ),
             (
                 "prefix_grad",
                 self.prefix_grad or self.share_prefix,

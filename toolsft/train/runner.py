@@ -264,6 +264,12 @@ def _make_trainer(
     model = attach_adapter(model, cfg, None if full_parent else parent)
     progress_cb = ProgressCallback(plan.stage, progress)
     cbs: list[Any] = [progress_cb, *callbacks]
+    budget = None
+    if cfg.max_time is not None:
+        from toolsft.train.timebudget import TimeBudget
+
+        budget = TimeBudget(cfg.max_time, cfg.lr_scheduler, cfg.warmup_ratio)
+        cbs.append(budget)
     if args.load_best_model_at_end:
         cbs.append(EarlyStoppingCallback(early_stopping_patience=cfg.early_stopping_patience))
     elif cfg.early_stopping_patience > 0:
@@ -279,6 +285,7 @@ def _make_trainer(
         callbacks=cbs,
         compact_lm_head=bool(cfg.compact_lm_head),
         prefix_grad=cfg.prefix_grad,
+        time_budget=budget,
     )
     trainer.remove_callback(PrinterCallback)  # it prints log dicts; our callback logs them
     return trainer, progress_cb

@@ -28,11 +28,24 @@ class ToolSFTTrainer(SFTTrainer):
     """SFTTrainer; `compact_lm_head=True` (the CPU default) switches to the loss above."""
 
     def __init__(
-        self, *args: Any, compact_lm_head: bool = False, prefix_grad: bool = True, **kwargs: Any
+        self,
+        *args: Any,
+        compact_lm_head: bool = False,
+        prefix_grad: bool = True,
+        time_budget: Any = None,
+        **kwargs: Any,
     ) -> None:
         super().__init__(*args, **kwargs)
         self.compact_lm_head = compact_lm_head
         self.prefix_grad = prefix_grad
+        self.time_budget = time_budget
+        """A `TimeBudget` (`max_time`): the schedule then runs over its time, not the steps."""
+
+    def create_scheduler(self, num_training_steps: int, optimizer: Any = None) -> Any:
+        if self.time_budget is None or self.lr_scheduler is not None:
+            return super().create_scheduler(num_training_steps, optimizer)
+        self.lr_scheduler = self.time_budget.scheduler(optimizer or self.optimizer)
+        return self.lr_scheduler
 
     def compute_loss(
         self,
