@@ -47,6 +47,8 @@ class ProgressCallback(TrainerCallback):
     stage: int
     sink: ProgressSink | None = None
     history: list[dict[str, Any]] = field(default_factory=list)
+    max_time: float | None = None
+    """`train --max-time`: the ETA is the time left when that comes before max_steps."""
     _t0: float = 0.0
     _start_step: int = 0
     _start_tokens: int = 0
@@ -60,6 +62,8 @@ class ProgressCallback(TrainerCallback):
         tokens = int(state.num_input_tokens_seen or 0)
         rate = (tokens - self._start_tokens) / self._train_s if self._train_s > 0 else 0.0
         eta = (elapsed / steps_done) * (state.max_steps - state.global_step) if steps_done else None
+        if self.max_time is not None and eta is not None:
+            eta = max(0.0, min(eta, self.max_time - self._train_s))
         prev = self._last
         p = Progress(
             stage=self.stage,

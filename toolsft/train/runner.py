@@ -262,7 +262,7 @@ def _make_trainer(
     full_parent = cfg.method == "full" and parent is not None
     model = load_base(parent if full_parent else base_path, cfg, device)
     model = attach_adapter(model, cfg, None if full_parent else parent)
-    progress_cb = ProgressCallback(plan.stage, progress)
+    progress_cb = ProgressCallback(plan.stage, progress, max_time=cfg.max_time)
     cbs: list[Any] = [progress_cb, *callbacks]
     budget = None
     if cfg.max_time is not None:

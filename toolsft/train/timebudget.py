@@ -28,7 +28,7 @@ SCHEDULES: dict[str, Callable[[float, float], float]] = {
     # schedules of the same names are over steps.
     "constant": lambda f, w: 1.0,
     "constant_with_warmup": lambda f, w: min(1.0, f / w) if w else 1.0,
-    "linear": lambda f, w: (f / w if f < w else max(0.0, (1 - f) / (1 - w))),
+    "linear": lambda f, w: f / w if f < w else max(0.0, (1 - f) / (1 - w)),
     "cosine": lambda f, w: (
         f / w if f < w else max(0.0, 0.5 * (1 + math.cos(math.pi * min(1.0, (f - w) / (1 - w)))))
     ),
