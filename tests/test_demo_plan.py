@@ -193,7 +193,9 @@ def test_training_stages_share_what_the_other_steps_leave(tmp_path: Path) -> Non
     assert stage_seconds(plan, i, 5000.0, measured) == 30.0
 
 
-def test_run_plan_passes_each_stage_its_time_and_fits_the_target(tmp_path: Path, monkeypatch) -> None:
+def test_run_plan_passes_each_stage_its_time_and_fits_the_target(
+    tmp_path: Path, monkeypatch
+) -> None:
     """A simulated run on a fake clock: every step takes what it is told (training its
     --max-time plus overhead); the whole run ends within the target."""
     import toolsft.demo.run as run
@@ -213,8 +215,9 @@ def test_run_plan_passes_each_stage_its_time_and_fits_the_target(tmp_path: Path,
         return run.StepResult(step, 0, took, log, 1.0)
 
     monkeypatch.setattr(run, "run_step", fake_step)
-    run.run_plan(plan, tmp_path / "logs", on_start=lambda s, eta: etas.append(eta),
-                 clock=lambda: now[0])
+    run.run_plan(
+        plan, tmp_path / "logs", on_start=lambda s, eta: etas.append(eta), clock=lambda: now[0]
+    )
     assert list(given) == ["train stage 1", "train stage 2", "train stage 3"]
     assert given["train stage 1"] > given["train stage 2"] > given["train stage 3"] > 30
     assert 10 * 60 - 60 - 20 < now[0] <= 10 * 60  # the margin stays free, little else does

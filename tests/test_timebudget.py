@@ -76,7 +76,7 @@ def test_cosine_over_time_warms_up_then_decays_to_zero_at_the_deadline() -> None
     assert lrs[0] == 0.0  # transformers' warmup also starts at 0
     assert lrs[1] == pytest.approx(1.0)  # warmup over at 10% of the time
     assert lrs[2] == pytest.approx(0.5 * (1 + math.cos(math.pi * 0.1 / 0.9)))
-    assert all(a > b for a, b in zip(lrs[1:], lrs[2:]))  # decays after warmup
+    assert all(a > b for a, b in zip(lrs[1:], lrs[2:], strict=False))  # decays after warmup
     clock.now = budget.t0 + 100.0
     assert budget.multiplier() == pytest.approx(0.0, abs=1e-12)
 

@@ -68,7 +68,9 @@ def remaining_s(plan: Plan, i: int, elapsed: float, measured: dict[str, float]) 
     total = sum(estimate(s, measured) for s in rest)
     if plan.budget.minutes and any(s.time_share for s in rest):
         target = plan.budget.minutes * 60 - plan.budget.margin_s - elapsed
-        floor = sum(s.overhead_s + MIN_TRAIN_S if s.time_share else estimate(s, measured) for s in rest)
+        floor = sum(
+            s.overhead_s + MIN_TRAIN_S if s.time_share else estimate(s, measured) for s in rest
+        )
         return max(target, floor)
     return total
 
