@@ -153,9 +153,12 @@ def test_a_new_run_starts_without_the_last_gate_verdict(tmp_path: Path, monkeypa
     Path(gate_md).parent.mkdir(parents=True)
     Path(gate_md).write_text("| an earlier run's verdict |\n")
     seen: list[bool] = []
+    old_log = tmp_path / "logs" / "07-eval_base_and_stages_1_3.log"  # an older plan's step
+    old_log.parent.mkdir()
+    old_log.write_text("an earlier run\n")
 
     def fake_step(step, log):  # type: ignore[no-untyped-def]
-        seen.append(Path(gate_md).exists())
+        seen.append(Path(gate_md).exists() or old_log.exists())
         return run.StepResult(step, 0, 0.0, log, 1.0)
 
     monkeypatch.setattr(run, "run_step", fake_step)

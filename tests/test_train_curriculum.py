@@ -324,8 +324,27 @@ def test_early_stopping_is_wired_to_val_loss(
 
 
 def test_plain_progress_lines_every_tenth_of_the_run() -> None:
-    from toolsft.cli.train import _milestone
+    """A log gets a line at each new tenth of a stage: by steps, or by time under --max-time
+    (where 400 steps only cap, so step tenths would print nothing)."""
+    from toolsft.cli.train import _tenth
+    from toolsft.train.callbacks import Progress
 
-    assert [s for s in range(1, 101) if _milestone(s, 100)] == list(range(10, 101, 10))
-    assert [s for s in range(1, 5) if _milestone(s, 4)] == [1, 2, 3, 4]
-    assert not _milestone(0, 10) and not _milestone(3, None)
+    def lines(updates: list[Progress]) -> list[int]:
+        seen, out = 0, []
+        for p in updates:
+            if _tenth(p) > seen:
+                seen = _tenth(p)
+                out.append(p.step)
+        return out
+
+    by_steps = [Progress(1, s, 100, elapsed_s=s, eta_s=100.0 - s) for s in range(1, 101)]
+    assert lines(by_steps) == list(range(10, 101, 10))
+    short = [Progress(1, s, 4, elapsed_s=s, eta_s=4.0 - s) for s in range(1, 5)]
+    assert lines(short) == [1, 2, 3, 4]
+    # --max-time 300 with steps of 4 s: 75 steps of a 400-step cap, a line every ~30 s
+    timed = [
+        Progress(1, s, 400, elapsed_s=4.0 * s, eta_s=max(0.0, 300 - 4.0 * s)) for s in range(1, 76)
+    ]
+    got = lines(timed)
+    assert len(got) == 10 and got[-1] == 75 and got[0] in (7, 8)
+    assert _tenth(Progress(1, 0, 10)) == 0 and _tenth(Progress(1, 3, None)) == 0  # type: ignore[arg-type]

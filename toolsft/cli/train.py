@@ -12,7 +12,7 @@ from typing import Any
 
 import click
 from rich.console import Console
-from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeRemainingColumn
+from rich.progress import BarColumn, Progress, TaskID, TextColumn
 from rich.table import Table
 
 DEFAULT_HOME = "~/.cache/toolsft"
@@ -225,24 +225,30 @@ def _run(console: Console, call: Any) -> Any:
         TextColumn("{task.completed}/{task.total} steps"),
         TextColumn("loss {task.fields[loss]}"),
         TextColumn("{task.fields[tps]} tok/s"),
-        TextColumn("ETA"),
-        TimeRemainingColumn(),
+        TextColumn("ETA {task.fields[eta]}"),
     )
     with Progress(*columns, console=console, transient=False) as bar:
         task: dict[str, TaskID] = {}
+        printed = {"tenth": 0}
 
         def sink(p: Update) -> None:
             fields = {
                 "stage": p.stage,
                 "loss": "-" if p.loss is None else f"{p.loss:.4f}",
                 "tps": f"{p.tokens_per_s:,.0f}",
+                # the callback's ETA: the time left under --max-time, else steps left x pace
+                "eta": "-:--"
+                if p.eta_s is None
+                else f"{int(p.eta_s) // 60}:{int(p.eta_s) % 60:02d}",
             }
             if "id" not in task:
                 task["id"] = bar.add_task("train", total=p.total_steps, **fields)
             bar.update(task["id"], completed=p.step, total=p.total_steps, **fields)
             # A log file or CI gets no live bar: a line every tenth of the run instead, on the
             # step's own event (its log event, if any, repeats the step).
-            if not console.is_terminal and p.event == "step" and _milestone(p.step, p.total_steps):
+            tenth = _tenth(p)
+            if not console.is_terminal and p.event == "step" and tenth > printed["tenth"]:
+                printed["tenth"] = tenth
                 console.print(
                     f"stage {p.stage}: step {p.step}/{p.total_steps}, loss {fields['loss']}, "
                     f"{fields['tps']} tok/s"
@@ -254,11 +260,12 @@ def _run(console: Console, call: Any) -> Any:
             raise click.ClickException(str(exc)) from exc
 
 
-def _milestone(step: int, total: int | None) -> bool:
-    """The steps that end each tenth of the run (every step of a run under 10 steps)."""
-    if not total or step <= 0:
-        return False
-    return step == total or step * 10 // total > (step - 1) * 10 // total
+def _tenth(p: Any) -> int:
+    """Tenths of the stage done (1-10) by its ETA, which follows --max-time when that comes
+    first; by steps before the ETA is known. A line goes to a log at each new tenth."""
+    if p.eta_s is not None and p.elapsed_s + p.eta_s > 0:
+        return min(10, int(10 * p.elapsed_s / (p.elapsed_s + p.eta_s)) + (p.eta_s == 0))
+    return int(10 * p.step / p.total_steps) if p.total_steps else 0
 
 
 def _summary(console: Console, result: Any) -> None:

@@ -86,7 +86,8 @@ def run_plan(
     from what is left of the budget when it starts. `on_start` gets the step as it runs and the
     estimated seconds left in the whole run."""
     logs.mkdir(parents=True, exist_ok=True)
-    for path in plan.stale:
+    # an earlier run's step logs (numbered by its own plan) would sit beside this run's
+    for path in (*plan.stale, *logs.glob("[0-9][0-9]-*.log")):
         path.unlink(missing_ok=True)
     done: list[StepResult] = []
     measured: dict[str, float] = {}
