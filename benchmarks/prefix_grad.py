@@ -43,7 +43,7 @@ def main() -> None:
     from peft import get_peft_model
     from transformers import AutoModelForCausalLM
 
-    from toolsft.demo.plan import ALL_LINEAR
+    from toolsft.demo.budgets import ALL_LINEAR
     from toolsft.models import resolve_model
     from toolsft.train.build import lora_config
     from toolsft.train.config import TrainConfig

