@@ -72,6 +72,8 @@ def _flag_overrides(opts: dict[str, Any]) -> dict[str, Any]:
         out["share_prefix"] = True
     if opts.get("no_prefix_grad"):
         out["prefix_grad"] = False
+    if opts.get("answer_loss_only"):
+        out["answer_loss_only"] = True
     if opts.get("no_early_stopping"):
         out["early_stopping_patience"] = 0
     return out
@@ -134,6 +136,12 @@ def _flag_overrides(opts: dict[str, Any]) -> dict[str, Any]:
     help="Learning-rate schedule, a transformers name: cosine, linear, constant, ... [cosine].",
 )
 @click.option("--replay-share", type=float, help="Share of earlier stages' rows in the mix [0.2].")
+@click.option(
+    "--answer-loss-only",
+    is_flag=True,
+    help="In this stage's own rows with a tool result (stage 3), train the answers only, not "
+    "the calls before the results; replayed rows keep every turn.",
+)
 @click.option("--save-steps", type=int, help="Checkpoint and evaluate every K steps [50].")
 @click.option("--method", type=click.Choice(["lora", "qlora", "full"]), help="[lora]")
 @click.option("--lora-r", type=int, help="LoRA rank [16].")

@@ -105,6 +105,10 @@ class TrainConfig:
         0.2,
         "Share of a stage's training set drawn from earlier stages' training rows (against forgetting).",
     )
+    answer_loss_only: bool = _f(
+        False,
+        "In this stage's own rows that answer from a tool result (stage 3), train the answer only, not the call before the result; replayed rows keep every turn. Stage 3 trained on its calls too pulled 'no tool fits' and parallel calls down (the calls are stages 1-2's job).",
+    )
     max_train_rows: int | None = _f(
         None, "Use at most this many of the stage's own training rows (a budget knob for demos)."
     )
