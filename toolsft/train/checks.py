@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from toolsft.chat.parse import parse_assistant
-from toolsft.train.data import Encoded, Row
+from toolsft.train.data import Encoded, Row, mask_spans
 from toolsft.types import ToolCall
 
 logger = logging.getLogger(__name__)
@@ -58,22 +58,11 @@ def _stop_ids(tokenizer: Any) -> set[int]:
     return ids
 
 
-def _spans(mask: Sequence[int]) -> list[tuple[int, int]]:
-    spans, start = [], None
-    for i, bit in enumerate([*mask, 0]):
-        if bit and start is None:
-            start = i
-        elif not bit and start is not None:
-            spans.append((start, i))
-            start = None
-    return spans
-
-
 def _check_spans(
     tokenizer: Any, row: Row, ids: list[int], mask: list[int], stop_ids: set[int]
 ) -> None:
     turns = [m for m in row.messages if m["role"] == "assistant"]
-    spans = _spans(mask)
+    spans = mask_spans(mask)
     if len(spans) != len(turns):
         raise CheckError(
             f"{row.source}: {len(turns)} assistant turns but {len(spans)} masked spans; the "
