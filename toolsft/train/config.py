@@ -107,7 +107,7 @@ class TrainConfig:
     )
     answer_loss_only: bool = _f(
         False,
-        "In this stage's own rows that answer from a tool result (stage 3), train the answer only, not the call before the result; replayed rows keep every turn. Stage 3 trained on its calls too pulled 'no tool fits' and parallel calls down (the calls are stages 1-2's job).",
+        "In this stage's own rows that answer from a tool result (stage 3), train the answer only, not the call before the result; replayed rows keep every turn. For a stage 3 meant to teach answering alone; in the CPU demo it did not stop stage 3 from forgetting 'no tool fits' and parallel calls, so the demo leaves it off.",
     )
     max_train_rows: int | None = _f(
         None, "Use at most this many of the stage's own training rows (a budget knob for demos)."
