@@ -56,7 +56,7 @@ def stage_seconds(plan: Plan, i: int, elapsed: float, measured: dict[str, float]
     step's overhead."""
     rest = plan.steps[i:]
     fixed = sum(s.overhead_s if s.time_share else estimate(s, measured) for s in rest)
-    left = plan.budget.minutes * 60 - plan.budget.margin_s - elapsed - fixed
+    left = _target_left(plan, elapsed) - fixed
     shares = sum(s.time_share for s in rest)
     return max(MIN_TRAIN_S, left * plan.steps[i].time_share / shares)
 
@@ -65,14 +65,17 @@ def remaining_s(plan: Plan, i: int, elapsed: float, measured: dict[str, float]) 
     """Estimated seconds from `elapsed` (the start of step `i`) to the end of the run: under a
     time budget with training still to come, the training fills the target."""
     rest = plan.steps[i:]
-    total = sum(estimate(s, measured) for s in rest)
     if plan.budget.minutes and any(s.time_share for s in rest):
-        target = plan.budget.minutes * 60 - plan.budget.margin_s - elapsed
         floor = sum(
             s.overhead_s + MIN_TRAIN_S if s.time_share else estimate(s, measured) for s in rest
         )
-        return max(target, floor)
-    return total
+        return max(_target_left(plan, elapsed), floor)
+    return sum(estimate(s, measured) for s in rest)
+
+
+def _target_left(plan: Plan, elapsed: float) -> float:
+    """Seconds of the time budget left `elapsed` seconds in, less the margin."""
+    return plan.budget.minutes * 60 - plan.budget.margin_s - elapsed
 
 
 def run_plan(
