@@ -30,6 +30,7 @@ OVERRIDES = {
     "max_rows": "max_train_rows",
     "max_val_rows": "max_val_rows",
     "replay_share": "replay_share",
+    "decision_weight": "decision_weight",
     "save_steps": "save_steps",
     "method": "method",
     "lora_r": "lora_r",
@@ -141,6 +142,12 @@ def _flag_overrides(opts: dict[str, Any]) -> dict[str, Any]:
     is_flag=True,
     help="In this stage's own rows with a tool result (stage 3), train the answers only, not "
     "the calls before the results; replayed rows keep every turn.",
+)
+@click.option(
+    "--decision-weight",
+    type=float,
+    help="Loss weight of the tokens that decide a row (a turn's first token, tool names, "
+    "argument values) against 1 for the rest [1]; needs --share-prefix.",
 )
 @click.option("--save-steps", type=int, help="Checkpoint and evaluate every K steps [50].")
 @click.option("--method", type=click.Choice(["lora", "qlora", "full"]), help="[lora]")

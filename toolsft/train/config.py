@@ -109,6 +109,10 @@ class TrainConfig:
         False,
         "In this stage's own rows that answer from a tool result (stage 3), train the answer only, not the call before the result; replayed rows keep every turn. For a stage 3 meant to teach answering alone; in the CPU demo it did not stop stage 3 from forgetting 'no tool fits' and parallel calls, so the demo leaves it off.",
     )
+    decision_weight: float = _f(
+        1.0,
+        "Loss weight of the tokens that decide a row: the first token of each assistant turn (call or talk) and every value in a tool call (its name, its arguments). 1 is the plain SFT loss. Needs share_prefix. See toolsft.train.weights.",
+    )
     max_train_rows: int | None = _f(
         None, "Use at most this many of the stage's own training rows (a budget knob for demos)."
     )
@@ -185,6 +189,12 @@ class TrainConfig:
                 "prefix_grad",
                 self.prefix_grad or self.share_prefix,
                 "true without share_prefix (only shared-prefix packs have a prefix to detach)",
+            ),
+            ("decision_weight", self.decision_weight > 0, "> 0"),
+            (
+                "decision_weight",
+                self.decision_weight == 1 or self.share_prefix,
+                "1 without share_prefix (the weights travel with shared-prefix packs)",
             ),
             ("max_length", self.max_length >= 32, ">= 32"),
             ("replay_share", 0 <= self.replay_share < 1, "in [0, 1)"),

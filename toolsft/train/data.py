@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from toolsft.train.weights import row_weights
+
 logger = logging.getLogger(__name__)
 
 
@@ -47,6 +49,8 @@ class Encoded:
     assistant_masks: list[list[int]] = field(default_factory=list)
     rows: list[Row] = field(default_factory=list)
     dropped_too_long: list[str] = field(default_factory=list)
+    weights: list[list[float]] = field(default_factory=list)
+    """Per-token loss weights (`decision_weight`); empty: the plain loss."""
 
     @property
     def tokens(self) -> int:
@@ -197,13 +201,20 @@ def cap(rows: Sequence[Row], limit: int | None, seed: int) -> list[Row]:
 
 
 def encode(
-    tokenizer: Any, rows: Sequence[Row], template: str, max_length: int, max_drop_share: float = 1.0
+    tokenizer: Any,
+    rows: Sequence[Row],
+    template: str,
+    max_length: int,
+    max_drop_share: float = 1.0,
+    decision_weight: float = 1.0,
 ) -> Encoded:
     """Tokenize each row with the assistant mask; drop (never truncate) rows over max_length.
 
     Truncation would cut a call or an answer mid-way and teach the model to stop there.
+    With `decision_weight` != 1 each row also gets per-token loss weights (`toolsft.train.weights`).
     """
     out = Encoded()
+    plain = []
     for row in rows:
         ids, mask = encode_row(tokenizer, row, template)
         if len(ids) > max_length:
@@ -212,6 +223,20 @@ def encode(
         out.input_ids.append(ids)
         out.assistant_masks.append(mask)
         out.rows.append(row)
+        if decision_weight != 1:
+            text = render_row(tokenizer, row, template)
+            w = row_weights(tokenizer, text, ids, mask, decision_weight)
+            if w is None:
+                plain.append(row.id)
+                w = [1.0 if m else 0.0 for m in mask]
+            out.weights.append(w)
+    if plain:
+        logger.warning(
+            "decision_weight: %d rows do not re-tokenize from their text (e.g. %s); they keep "
+            "the plain loss",
+            len(plain),
+            plain[0],
+        )
     if rows and len(out.dropped_too_long) > max_drop_share * len(rows):
         raise DataError(
             f"{rows[0].source.rsplit(':', 1)[0]}: {len(out.dropped_too_long)}/{len(rows)} rows are "
@@ -239,7 +264,8 @@ def answers_only(enc: Encoded, stage: int) -> Encoded:
     from 4/19 to 0/19 on 300 test episodes, 2026-12-02), it did not help: 92 -> 68 episodes
     with it, 92 -> 79 without.
     """
-    out = Encoded(dropped_too_long=list(enc.dropped_too_long))
+    # Weights stay as they are: labels off the new mask are -100, so their weight is unused.
+    out = Encoded(dropped_too_long=list(enc.dropped_too_long), weights=list(enc.weights))
     for row, ids, mask in zip(enc.rows, enc.input_ids, enc.assistant_masks, strict=True):
         roles = [m["role"] for m in row.messages]
         if row.stage == stage and "tool" in roles:
@@ -279,6 +305,15 @@ def encode_row(tokenizer: Any, row: Row, template: str) -> tuple[list[int], list
         return_assistant_tokens_mask=True,
     )
     return list(enc["input_ids"]), list(enc["assistant_masks"])
+
+
+def render_row(tokenizer: Any, row: Row, template: str) -> str:
+    """The text `encode_row` tokenizes."""
+    return str(
+        tokenizer.apply_chat_template(
+            row.messages, tools=row.tools or None, chat_template=template, tokenize=False
+        )
+    )
 
 
 def file_sha256(path: Path) -> str:

@@ -37,6 +37,8 @@ class Packs:
     labels: list[list[int]] = field(default_factory=list)
     position_ids: list[list[int]] = field(default_factory=list)
     segments: list[list[int]] = field(default_factory=list)
+    weights: list[list[float]] = field(default_factory=list)
+    """Per-token loss weights, when the rows carry them (`decision_weight`)."""
     rows: list[list[int]] = field(default_factory=list)
     """Which input rows each pack holds (indices into the packed row list)."""
 
@@ -57,6 +59,7 @@ class Packs:
                 "labels": self.labels,
                 "position_ids": self.position_ids,
                 "segments": self.segments,
+                **({"weights": self.weights} if self.weights else {}),
             }
         )
 
@@ -66,13 +69,14 @@ def pack_rows(
     masks: Sequence[Sequence[int]],
     max_length: int,
     min_share: float = 0.5,
+    weights: Sequence[Sequence[float]] = (),
 ) -> Packs:
     """Greedy packs of rows with a common prompt prefix, each at most `max_length` tokens.
 
     Rows are sorted by their prompt tokens so rows that share a prefix are neighbours; a row
     joins the open pack while the common prefix stays at least `min_share` of the pack's mean
     row length and the pack still fits. A row that shares nothing becomes a pack of one, which
-    is exactly the unpacked row.
+    is exactly the unpacked row. `weights` (one list per row, or empty) travel with the tokens.
     """
     limits = [_prefix_limit(m) for m in masks]
     order = sorted(range(len(input_ids)), key=lambda i: tuple(input_ids[i][: limits[i]]))
@@ -88,18 +92,18 @@ def pack_rows(
             if common >= min_share * sum(lengths) / len(lengths) and size <= max_length:
                 members, shared = group, common
                 continue
-            _emit(packs, input_ids, masks, members, shared)
+            _emit(packs, input_ids, masks, members, shared, weights)
         members, shared = [i], limits[i]
     if members:
-        _emit(packs, input_ids, masks, members, shared)
+        _emit(packs, input_ids, masks, members, shared, weights)
     return packs
 
 
 def pack_stage(train: Encoded, val: Encoded, max_length: int) -> tuple[Packs, Packs]:
     """Pack a stage's encoded train and val rows; log the saving, warn when there is none."""
     packs = (
-        pack_rows(train.input_ids, train.assistant_masks, max_length),
-        pack_rows(val.input_ids, val.assistant_masks, max_length),
+        pack_rows(train.input_ids, train.assistant_masks, max_length, weights=train.weights),
+        pack_rows(val.input_ids, val.assistant_masks, max_length, weights=val.weights),
     )
     n_rows, n_packs = len(train.rows), len(packs[0].input_ids)
     logger.info(
@@ -141,6 +145,7 @@ def _emit(
     masks: Sequence[Sequence[int]],
     members: list[int],
     shared: int,
+    weights: Sequence[Sequence[float]],
 ) -> None:
     head = list(input_ids[members[0]][:shared])
     ids, labels = list(head), [IGNORE] * shared
@@ -156,6 +161,11 @@ def _emit(
     packs.position_ids.append(positions)
     packs.segments.append(segments)
     packs.rows.append(list(members))
+    if weights:
+        packed = [0.0] * shared  # the shared prefix is never labelled
+        for j in members:
+            packed += weights[j][shared:]
+        packs.weights.append(packed)
 
 
 def segment_mask(segments: Any) -> Any:
@@ -188,13 +198,16 @@ class PackCollator:
 
         width = max(len(f["input_ids"]) for f in features)
 
-        def column(key: str, fill: int) -> Any:
+        def column(key: str, fill: float, dtype: Any = torch.long) -> Any:
             rows = [list(f[key]) + [fill] * (width - len(f[key])) for f in features]
-            return torch.tensor(rows, dtype=torch.long)
+            return torch.tensor(rows, dtype=dtype)
 
-        return {
+        batch = {
             "input_ids": column("input_ids", self.pad_token_id),
             "labels": column("labels", IGNORE),
             "position_ids": column("position_ids", 0),
             "segments": column("segments", PAD_SEGMENT),
         }
+        if "weights" in features[0]:
+            batch["weights"] = column("weights", 0.0, torch.float32)
+        return batch

@@ -204,8 +204,9 @@ def prepare_data(
         else current
     )
     val_rows = cap(read_rows(files["val"], plan.stage, required=False), cfg.max_val_rows, cfg.seed)
-    train = encode(tokenizer, mixed, template, cfg.max_length, cfg.max_drop_share)
-    val = encode(tokenizer, val_rows, template, cfg.max_length, cfg.max_drop_share)
+    weight = cfg.decision_weight
+    train = encode(tokenizer, mixed, template, cfg.max_length, cfg.max_drop_share, weight)
+    val = encode(tokenizer, val_rows, template, cfg.max_length, cfg.max_drop_share, weight)
     loss = answers_only(train, plan.stage) if cfg.answer_loss_only else None
     if loss is not None:
         val = answers_only(val, plan.stage)

@@ -55,11 +55,13 @@ class ToolSFTTrainer(SFTTrainer):
         num_items_in_batch: Any = None,
     ) -> Any:
         packed = "segments" in inputs  # shared-prefix packs: the mask comes from the segments
+        weights = None
         if not packed and (not self.compact_lm_head or return_outputs or "labels" not in inputs):
             return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
         if packed:
             inputs = dict(inputs)
             segments = inputs.pop("segments")
+            weights = inputs.pop("weights", None)  # decision_weight (toolsft.train.weights)
             inputs["attention_mask"] = segment_mask(segments)
             real = segments != PAD_SEGMENT
         else:
@@ -82,7 +84,11 @@ class ToolSFTTrainer(SFTTrainer):
                 hidden = backbone(**kwargs, use_cache=False).last_hidden_state[:, :-1][mask]
             logits = base.get_output_embeddings()(hidden).float()
         target = labels[mask]
-        loss_sum = F.cross_entropy(logits, target, reduction="sum")
+        if weights is None:
+            loss_sum = F.cross_entropy(logits, target, reduction="sum")
+        else:
+            ce = F.cross_entropy(logits, target, reduction="none")
+            loss_sum = (weights[:, 1:][mask].to(ce.dtype) * ce).sum()
         count = mask.sum() if num_items_in_batch is None else num_items_in_batch
         loss = loss_sum / torch.as_tensor(count, device=loss_sum.device).clamp(min=1)
         self._record(mode, logits, target, None if real is None else int(real.sum().item()))
