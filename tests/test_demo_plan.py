@@ -240,3 +240,20 @@ def test_only_stage_3_trains_answers_only(tmp_path: Path) -> None:
             "train stage 2": False,
             "train stage 3": b.answer_loss_only,
         }, b.name
+
+
+def test_every_stage_trains_with_the_budgets_decision_weight(tmp_path: Path) -> None:
+    from dataclasses import replace
+
+    for weight in (1.0, 8.0):
+        b = replace(BUDGETS["cpu"], decision_weight=weight)
+        plan = build_plan(Path("tool_schemas/commerce"), b, tmp_path, tmp_path, tmp_path / "x")
+        trains = [s.argv for s in plan.steps if s.name.startswith("train")]
+        assert len(trains) == 3
+        for argv in trains:
+            if weight == 1:
+                assert "--decision-weight" not in argv
+            else:
+                assert argv[argv.index("--decision-weight") + 1] == "8.0"
+        shown = dict(b.describe())["loss weight of deciding tokens"]
+        assert shown.startswith("1x (plain" if weight == 1 else "8x (a turn's first token")

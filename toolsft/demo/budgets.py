@@ -28,6 +28,16 @@ A third CPU (Zen 5 EPYC, AVX512-BF16, no AMX; 2026-12-02) ran the cpu budget's 8
 now have a time budget (`Budget.minutes`): the base model's evaluation runs first and sizes the
 final one, and each training stage gets its share of what is left as `train --max-time`
 (`toolsft.demo.run.stage_seconds`); max_steps only caps.
+
+Decision weights (2026-12-02, Zen 5): after stage 1 the model chose the wrong tool on a third of
+*validation* rows, templates it trained on, at 98% token accuracy, and teacher-forced decoding
+of the first turn was exactly as wrong as greedy decoding: underfit decisions, not a serving
+mismatch. Stage 1 alone, 300 s of training (~90 steps), scored on 200 val rows of stages 1-2
+(`toolsft eval --split val --stages 1,2 --limit 100 --seed 1`), episodes completed / wrong tool:
+plain loss 59 / 37; lr 6e-3 instead of 3e-3: 61 / 38; focal loss (gamma 2): 49 / 46;
+`--decision-weight 3`: 66 / 25; 8: 72 / 24; 8 with the characters after values and calls also
+weighted (today's definition): 72 / 13; 16: 43 (keys underweighted: 71 invalid calls). So the CPU
+and GPU budgets train with weight 8.
 """
 
 from __future__ import annotations
@@ -87,6 +97,8 @@ class Budget:
     baseline: str = ""
     """The budget whose committed gate baseline this one is judged against ('' = its own).
     Budgets that generate and score the same rows can share one."""
+    decision_weight: float = 1.0
+    """Loss weight of the tokens that decide a row (`train --decision-weight`)."""
     answer_loss_only: bool = False
     """Stage 3 trains its rows' answers only (`train --answer-loss-only`), not their calls."""
     minutes: float = 0.0
@@ -136,6 +148,12 @@ class Budget:
                 + (f", {100 * self.warmup_ratio:.0f}% warmup" if self.warmup_ratio else ""),
             ),
             ("replay of earlier stages", f"{100 * self.replay_share:.0f}% of stage 2 and 3 rows"),
+            (
+                "loss weight of deciding tokens",
+                f"{self.decision_weight:g}x (a turn's first token, tool names, argument values)"
+                if self.decision_weight != 1
+                else "1x (plain SFT loss)",
+            ),
             (
                 "stage 3 loss",
                 "its answers only (calls are stages 1-2's)"
@@ -206,6 +224,7 @@ BUDGETS = {
         step_s=3.1,
         minutes=20,
         prefix_grad=False,  # 1.20x a step on the Zen 5 (fp32 benchmark), 1.34x on the EPYC
+        decision_weight=8.0,
         **PACKED,
     ),
     # CPUs without native bf16 (AVX2 only, e.g. the AMD EPYC machines) train and serve in fp32,
@@ -238,6 +257,7 @@ BUDGETS = {
         prefix_grad=False,
         warmup_ratio=0.0,
         lr_scheduler="constant",
+        decision_weight=8.0,
         **PACKED,
     ),
     "gpu": Budget(
@@ -253,6 +273,7 @@ BUDGETS = {
         0,
         "cuda",
         target_modules=ALL_LINEAR,
+        decision_weight=8.0,
         **PACKED,
     ),
 }

@@ -113,6 +113,8 @@ def build_plan(
     )
     train_common += ("--share-prefix",) if b.share_prefix else ()
     train_common += ("--no-prefix-grad",) if b.share_prefix and not b.prefix_grad else ()
+    if b.decision_weight != 1:
+        train_common += ("--decision-weight", str(b.decision_weight))
     evals = [EvalJob("base", b.model, reports / "base")]
     eval_common = (
         "eval",
