@@ -250,10 +250,11 @@ def test_every_stage_trains_with_the_budgets_decision_weight(tmp_path: Path) -> 
         plan = build_plan(Path("tool_schemas/commerce"), b, tmp_path, tmp_path, tmp_path / "x")
         trains = [s.argv for s in plan.steps if s.name.startswith("train")]
         assert len(trains) == 3
-        for argv in trains:
-            if weight == 1:
+        for stage, argv in enumerate(trains, start=1):
+            if weight == 1 or stage not in b.decision_stages:
                 assert "--decision-weight" not in argv
             else:
                 assert argv[argv.index("--decision-weight") + 1] == "8.0"
         shown = dict(b.describe())["loss weight of deciding tokens"]
-        assert shown.startswith("1x (plain" if weight == 1 else "8x (a turn's first token")
+        assert shown.startswith("1x (plain" if weight == 1 else "8x in stages 1,2 (a turn")
+    assert BUDGETS["cpu"].decision_stages == (1, 2)

@@ -113,8 +113,6 @@ def build_plan(
     )
     train_common += ("--share-prefix",) if b.share_prefix else ()
     train_common += ("--no-prefix-grad",) if b.share_prefix and not b.prefix_grad else ()
-    if b.decision_weight != 1:
-        train_common += ("--decision-weight", str(b.decision_weight))
     evals = [EvalJob("base", b.model, reports / "base")]
     eval_common = (
         "eval",
@@ -146,7 +144,12 @@ def build_plan(
                 f"train stage {stage}",
                 ("train", "--stage", str(stage), *train_common, "--max-steps", str(n))
                 + ("--save-steps", str(max(n, 1)))
-                + (("--answer-loss-only",) if b.answer_loss_only and stage == 3 else ()),
+                + (("--answer-loss-only",) if b.answer_loss_only and stage == 3 else ())
+                + (
+                    ("--decision-weight", str(b.decision_weight))
+                    if b.decision_weight != 1 and stage in b.decision_stages
+                    else ()
+                ),
                 10 + n * per_step,
                 time_share=b.stage_shares[stage - 1] if b.minutes else 0.0,
                 overhead_s=TRAIN_OVERHEAD_S,
