@@ -147,7 +147,8 @@ def _flag_overrides(opts: dict[str, Any]) -> dict[str, Any]:
     "--decision-weight",
     type=float,
     help="Loss weight of the tokens that decide a row (a turn's first token, tool names, "
-    "argument values) against 1 for the rest [1]; needs --share-prefix.",
+    "argument values and the character after each, the character after each call) against 1 "
+    "for the rest [1]; needs --share-prefix.",
 )
 @click.option("--save-steps", type=int, help="Checkpoint and evaluate every K steps [50].")
 @click.option("--method", type=click.Choice(["lora", "qlora", "full"]), help="[lora]")

@@ -31,7 +31,8 @@ final one, and each training stage gets its share of what is left as `train --ma
 
 Decision weights (2026-12-02, Zen 5): a stage-2 model had 97.7% token accuracy on 40
 *validation* stage-1 rows (templates it trained on), yet its teacher-forced first turn was right
-on only 13, the same rows greedy decoding got right: underfit decisions, not a serving mismatch. Stage 1 alone, 300 s of training (~90 steps), scored on 200 val rows of stages 1-2
+on only 13, the same rows greedy decoding got right: underfit decisions, not a serving mismatch.
+Stage 1 alone, 300 s of training (~90 steps), scored on 200 val rows of stages 1-2
 (`toolsft eval --split val --stages 1,2 --limit 100 --seed 1`), episodes completed / wrong tool:
 plain loss 59 / 37; lr 6e-3 instead of 3e-3: 61 / 38; focal loss (gamma 2): 49 / 46;
 `--decision-weight 3`: 66 / 25; 8: 72 / 24; 8 with the characters after values and calls also

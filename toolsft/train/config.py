@@ -111,7 +111,7 @@ class TrainConfig:
     )
     decision_weight: float = _f(
         1.0,
-        "Loss weight of the tokens that decide a row: the first token of each assistant turn (call or talk) and every value in a tool call (its name, its arguments). 1 is the plain SFT loss. Needs share_prefix. See toolsft.train.weights.",
+        "Loss weight of the tokens that decide a row: the first token of each assistant turn (call or talk), every value in a tool call (its name, its arguments) with the character after it (another argument or none), and the character after each </tool_call> (another call or the end of the turn). 1 is the plain SFT loss. Needs share_prefix. See toolsft.train.weights.",
     )
     max_train_rows: int | None = _f(
         None, "Use at most this many of the stage's own training rows (a budget knob for demos)."

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from toolsft.train.weights import row_weights
+from toolsft.train.weights import plain_weights, row_weights
 
 logger = logging.getLogger(__name__)
 
@@ -228,7 +228,7 @@ def encode(
             w = row_weights(tokenizer, text, ids, mask, decision_weight)
             if w is None:
                 plain.append(row.id)
-                w = [1.0 if m else 0.0 for m in mask]
+                w = plain_weights(mask)
             out.weights.append(w)
     if plain:
         logger.warning(

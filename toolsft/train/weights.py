@@ -44,7 +44,7 @@ def token_weights(
     labelled tokens that decide (a turn's first token, tool-call values), 1 on the other labelled
     tokens, 0 on the rest."""
     spans = decision_spans(text)
-    out = [1.0 if m else 0.0 for m in mask]
+    out = plain_weights(mask)
     for i, (a, b) in enumerate(offsets):
         if not mask[i]:
             continue
@@ -52,6 +52,11 @@ def token_weights(
         if first or any(a < e and s < b for s, e in spans):
             out[i] = weight
     return out
+
+
+def plain_weights(mask: Sequence[int]) -> list[float]:
+    """The plain SFT loss as weights: 1 on labelled tokens, 0 elsewhere."""
+    return [1.0 if m else 0.0 for m in mask]
 
 
 def row_weights(
