@@ -10,9 +10,11 @@ venv: $(STAMP)
 $(STAMP): pyproject.toml scripts/setup_env.sh scripts/constraints.txt
 	bash scripts/setup_env.sh $(VENV)
 
-## make demo: the whole loop on the embedded default model
-demo: $(STAMP)
-	$(VENV)/bin/toolsft demo
+## make demo: the whole loop on the embedded default model. The set-up counts in the demo's
+## time budget (--spent): on a fresh machine the two together fit its 20 minutes.
+demo:
+	@start=$$(date +%s); $(MAKE) --no-print-directory venv && \
+	$(VENV)/bin/toolsft demo --spent $$(( $$(date +%s) - start ))
 
 ## make test: the default test tier (fast; excludes tests marked slow/vllm)
 test: $(STAMP)

@@ -29,7 +29,7 @@ def test_cpu_without_bf16_gets_the_fp32_budget_judged_like_the_cpu_one() -> None
     same = ("rows_per_stage", "eval_rows", "show_all", "suite_order", "group", "max_tools")
     assert [getattr(fp32, k) for k in same] == [getattr(cpu, k) for k in same]
     plan = build_plan(Path("tool_schemas/commerce"), fp32, Path("r"), Path("p"), Path("b.json"))
-    gen = plan.steps[0].argv
+    gen = next(s for s in plan.steps if s.name == "gen").argv
     assert "--suite-order" in gen and "--show-all" in gen
 
 
@@ -44,7 +44,7 @@ def test_plan_runs_the_curriculum_in_order(tmp_path: Path) -> None:
         baseline,
     )
     names = [s.name for s in plan.steps]
-    assert names[:3] == ["gen", "eval base", "train stage 1"]
+    assert names[:4] == ["prepare model", "gen", "eval base", "train stage 1"]
     assert (
         names.index("train stage 1") < names.index("export stage 1") < names.index("train stage 2")
     )
@@ -108,7 +108,7 @@ def test_a_failed_gate_still_prints_what_was_measured(tmp_path: Path, monkeypatc
         metrics = {"task_completion": {"value": 0.5 if col == "stage3" else 0.1}}
         (reports / col / "results.json").write_text(json.dumps({"metrics": metrics}))
 
-    def fail_at_gate(plan, logs, on_start=None, on_end=None):  # type: ignore[no-untyped-def]
+    def fail_at_gate(plan, logs, on_start=None, on_end=None, spent=0.0):  # type: ignore[no-untyped-def]
         gate = plan.steps[-1]
         assert gate.name == "gate"
         raise run.StepFailed(run.StepResult(gate, 1, 0.1, logs / "gate.log", 1.0))
@@ -184,6 +184,7 @@ def test_training_stages_share_what_the_other_steps_leave(tmp_path: Path) -> Non
     assert [s.time_share for s in timed] == list(plan.budget.stage_shares)
     measured = {"gen": 2.0, "eval base": 50.0}
     final = next(s for s in plan.steps if s.name == "eval stages 1-3")
+    assert final.like == ("eval base", plan.budget.final_eval_factor)
     assert estimate(final, measured) == 50.0 * final.like[1]
     assert estimate(final, {}) == final.est_s
     untimed_later = sum(estimate(s, measured) for s in plan.steps[i:] if not s.time_share)
@@ -258,3 +259,43 @@ def test_every_stage_trains_with_the_budgets_decision_weight(tmp_path: Path) -> 
         shown = dict(b.describe())["loss weight of deciding tokens"]
         assert shown.startswith("1x (plain" if weight == 1 else "8x in stages 1,2 (a turn")
     assert BUDGETS["cpu"].decision_stages == (1, 2)
+
+
+def test_the_model_is_prepared_before_anything_is_timed(tmp_path: Path) -> None:
+    """The one-time GGUF conversion must not inflate the base model's evaluation, whose time
+    sizes the final one; fp32 CPUs spend relatively more on the final evaluation (prefill)."""
+    for b in BUDGETS.values():
+        plan = build_plan(Path("tool_schemas/commerce"), b, tmp_path, tmp_path, tmp_path / "x")
+        names = [s.name for s in plan.steps]
+        assert names[0] == "prepare model" and names.index("eval base") > 0
+        assert plan.steps[0].argv == ("prepare-model", b.model)
+    assert BUDGETS["cpu-fp32"].final_eval_factor > BUDGETS["cpu"].final_eval_factor
+
+
+def test_time_spent_on_set_up_comes_out_of_training(tmp_path: Path, monkeypatch) -> None:
+    """`make demo` passes its set-up time as --spent: the training stages get that much less
+    and the run, set-up included, still ends within the target."""
+    import toolsft.demo.run as run
+
+    def simulate(spent: float) -> tuple[float, float]:
+        plan = _timed_plan(tmp_path, minutes=10)
+        now = [0.0]
+        trained = [0.0]
+
+        def fake_step(step, log):  # type: ignore[no-untyped-def]
+            took = {"eval base": 40.0, "eval stages 1-3": 75.0}.get(step.name, 10.0)
+            if "--max-time" in step.argv:
+                took = float(step.argv[step.argv.index("--max-time") + 1])
+                trained[0] += took
+                took += step.overhead_s
+            now[0] += took
+            return run.StepResult(step, 0, took, log, 1.0)
+
+        monkeypatch.setattr(run, "run_step", fake_step)
+        run.run_plan(plan, tmp_path / "logs", clock=lambda: now[0], spent=spent)
+        return trained[0], spent + now[0]
+
+    trained0, total0 = simulate(0.0)
+    trained, total = simulate(120.0)
+    assert trained == pytest.approx(trained0 - 120, abs=1)
+    assert total <= 10 * 60 and total == pytest.approx(total0, abs=1)

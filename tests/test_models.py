@@ -125,3 +125,20 @@ def test_smollm2_conversion(tmp_path: Path) -> None:
     )
     out = model.generate(**enc, max_new_tokens=12, do_sample=False)
     assert "Paris" in tok.decode(out[0][enc["input_ids"].shape[1] :])
+
+
+def test_prepare_model_prints_the_built_folder(
+    tiny_home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from click.testing import CliRunner
+
+    from toolsft.cli.main import cli
+
+    monkeypatch.setenv("TOOLSFT_HOME", str(tiny_home))
+    out = CliRunner().invoke(cli, ["prepare-model", "tiny-random"])
+    assert out.exit_code == 0, out.output
+    folder = Path(out.output.strip())
+    assert folder == tiny_home / "models" / "tiny-random"
+    assert (folder / MARKER).is_file() and (folder / "config.json").is_file()
+    bad = CliRunner().invoke(cli, ["prepare-model", str(tmp_path / "nowhere")])
+    assert bad.exit_code == 1 and "no such folder" in bad.output

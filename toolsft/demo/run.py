@@ -84,17 +84,19 @@ def run_plan(
     on_start: Callable[[Step, float], None] | None = None,
     on_end: Callable[[StepResult], None] | None = None,
     clock: Callable[[], float] = time.monotonic,
+    spent: float = 0.0,
 ) -> list[StepResult]:
     """Run every step in order. A timed training step (`Step.time_share`) gets `--max-time`
-    from what is left of the budget when it starts. `on_start` gets the step as it runs and the
-    estimated seconds left in the whole run."""
+    from what is left of the budget when it starts; `spent` seconds of it were used before the
+    run (`make demo`'s set-up). `on_start` gets the step as it runs and the estimated seconds
+    left in the whole run."""
     logs.mkdir(parents=True, exist_ok=True)
     # an earlier run's step logs (numbered by its own plan) would sit beside this run's
     for path in (*plan.stale, *logs.glob("[0-9][0-9]-*.log")):
         path.unlink(missing_ok=True)
     done: list[StepResult] = []
     measured: dict[str, float] = {}
-    t0 = clock()
+    t0 = clock() - spent
     for i, step in enumerate(plan.steps):
         if step.time_share and plan.budget.minutes:
             secs = stage_seconds(plan, i, clock() - t0, measured)
