@@ -31,7 +31,7 @@ if [ ! -x "$VENV/bin/python" ]; then
 fi
 # --no-cache-dir: a second copy of every wheel in ~/.cache/pip doubles the ~4 GB this needs.
 # --no-compile: pip byte-compiles every file on one core; compileall below uses them all (a
-# 2-core AVX2 EPYC, 2026-12-02: set-up 4.5 min with pip compiling, ~3.5 with compileall).
+# 2-core AVX2 EPYC, 2026-12-02: set-up 4.5 min with pip compiling, 3.7 with compileall).
 PIP=("$VENV/bin/python" -m pip install --disable-pip-version-check --no-cache-dir --no-compile -q)
 
 if command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1; then

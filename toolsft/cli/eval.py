@@ -10,11 +10,7 @@ from typing import Any
 import click
 from rich.console import Console
 
-DEFAULT_HOME = "~/.cache/toolsft"
-
-
-def _home() -> Path:
-    return Path(os.environ.get("TOOLSFT_HOME", DEFAULT_HOME)).expanduser()
+from toolsft.cli.home import toolsft_home
 
 
 def _stages(text: str) -> tuple[int, ...]:
@@ -71,7 +67,7 @@ def build_engine(
             )
         model, adapter = str(adapter), None  # a full fine-tune's stage folder is a model
     try:
-        resolved = resolve_model(model, _home())
+        resolved = resolve_model(model, toolsft_home())
     except ModelError as exc:
         raise click.ClickException(str(exc)) from exc
     ident = model_identity(resolved)
@@ -291,7 +287,7 @@ def _run_jobs(
         for job in read_jobs(o["jobs"]):
             if engine is not None and hasattr(engine, "use_weights"):
                 try:
-                    resolved = resolve_model(job["model"], _home())
+                    resolved = resolve_model(job["model"], toolsft_home())
                 except ModelError as exc:
                     raise click.ClickException(f"{o['jobs']}: {exc}") from exc
                 engine.use_weights(resolved)

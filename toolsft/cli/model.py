@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from toolsft.cli.eval import _home
+from toolsft.cli.home import toolsft_home
 
 
 @click.command("prepare-model")
@@ -22,7 +22,7 @@ def prepare_model(model: str) -> None:
     from toolsft.models import ModelError, resolve_model
 
     try:
-        path = resolve_model(model, _home())
+        path = resolve_model(model, toolsft_home())
     except ModelError as exc:
         raise click.ClickException(str(exc)) from exc
     click.echo(str(path))

@@ -15,7 +15,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskID, TextColumn
 from rich.table import Table
 
-DEFAULT_HOME = "~/.cache/toolsft"
+from toolsft.cli.home import toolsft_home
 
 # CLI option -> TrainConfig field, for options that override the config file.
 OVERRIDES = {
@@ -42,10 +42,6 @@ OVERRIDES = {
     "chat_template": "chat_template",
     "seed": "seed",
 }
-
-
-def _home() -> Path:
-    return Path(os.environ.get("TOOLSFT_HOME", DEFAULT_HOME)).expanduser()
 
 
 def _passive_omp() -> None:
@@ -216,11 +212,12 @@ def train(
     except ConfigError as exc:
         raise click.ClickException(str(exc)) from exc
     console = Console(stderr=True)
+    home = toolsft_home()
     for s in stages:
         result = _run(
             console,
             lambda sink, s=s: train_stage(
-                s, data, out, configs[s], _home(), resume=resume, overwrite=overwrite, progress=sink
+                s, data, out, configs[s], home, resume=resume, overwrite=overwrite, progress=sink
             ),
         )
         _summary(console, result)
@@ -342,7 +339,7 @@ def export(run_dir: Path, stage: int, merge: bool, out: Path, overwrite: bool) -
     from toolsft.train.curriculum import CurriculumError
 
     try:
-        path = export_merged(run_dir, stage, out, _home(), merge=merge, overwrite=overwrite)
+        path = export_merged(run_dir, stage, out, toolsft_home(), merge=merge, overwrite=overwrite)
     except CurriculumError as exc:
         raise click.ClickException(str(exc)) from exc
     Console(stderr=True).print(

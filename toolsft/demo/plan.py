@@ -25,7 +25,7 @@ __all__ = [
 
 TRAIN_OVERHEAD_S = 25.0
 """Seconds a training stage spends outside its steps: start-up, model load, data preparation,
-the final save (measured 15-25 s on 2 cores; the first stage also converts the GGUF once)."""
+the final save (measured 15-25 s on 2 cores; the model is converted before, in its own step)."""
 PREPARE_S = 45.0
 """Seconds to build the model alias once (SmolLM2's GGUF -> safetensors on 2 cores, 2026-12-02:
 ~45 s; a second run finds it cached and takes the start-up only)."""
