@@ -141,4 +141,4 @@ def test_prepare_model_prints_the_built_folder(
     assert folder == tiny_home / "models" / "tiny-random"
     assert (folder / MARKER).is_file() and (folder / "config.json").is_file()
     bad = CliRunner().invoke(cli, ["prepare-model", str(tmp_path / "nowhere")])
-    assert bad.exit_code == 1 and "no such folder" in bad.output
+    assert bad.exit_code == 2 and "no such folder" in bad.output

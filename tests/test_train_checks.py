@@ -146,7 +146,8 @@ def test_cli_refuses_a_template_without_markers(
         ],
         env={"TOOLSFT_HOME": str(tiny_home)},
     )
-    assert res.exit_code == 1, res.output
+    assert res.exit_code == 2, res.output  # a user error under the CLI's contract
+    assert "Traceback" not in res.output
     assert "assistant mask is empty" in res.output and "generation" in res.output
     assert not (tmp_path / "run" / "stage1" / "run.json").exists()
 

@@ -48,15 +48,16 @@ def test_yaml_with_stage_sections(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("text", "match"),
     [
-        ("lora_rank: 8\n", "unknown key 'lora_rank'"),
-        ("lora_r: eight\n", "lora_r = 'eight'"),
-        ("replay_share: 1.5\n", "replay_share = 1.5"),
-        ("method: adapters\n", "method = 'adapters'"),
-        ("lr_scheduler: cosine_decay\n", "lr_scheduler = 'cosine_decay'"),
-        ("prefix_grad: false\n", "prefix_grad = False: must be true without share_prefix"),
-        ("stages: {4: {epochs: 1}}\n", "stages.4"),
+        ("lora_rank: 8\n", r"bad.yaml:lora_rank: unknown key \(did you mean 'lora_r'\?\)"),
+        ("lora_r: eight\n", r"bad.yaml:lora_r: expected an integer \('eight'\)"),
+        ("replay_share: 1.5\n", r"bad.yaml:replay_share: must be in \[0, 1\) \(1.5\)"),
+        ("method: adapters\n", r"bad.yaml:method: must be one of .* \('adapters'\)"),
+        ("lr_scheduler: cosine_decay\n", r"bad.yaml:lr_scheduler: .* \('cosine_decay'\)"),
+        ("prefix_grad: false\n", r"bad.yaml:prefix_grad: must be true without share_prefix"),
+        ("stages: {4: {epochs: 1}}\n", "bad.yaml:stages.4: expected stage 1, 2 or 3"),
+        ("stages: {2: {lora_r: 0}}\n", r"bad.yaml:stages.2.lora_r: must be > 0 \(0\)"),
         ("- a list\n", "top level must be a mapping"),
-        ("a: [\n", "invalid YAML"),
+        ("a: [\n", "bad.yaml:2: invalid YAML"),
     ],
 )
 def test_yaml_errors_name_file_field_and_value(tmp_path: Path, text: str, match: str) -> None:

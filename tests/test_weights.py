@@ -102,9 +102,9 @@ def test_packs_without_weights_have_no_weights_column() -> None:
 
 
 def test_decision_weight_needs_shared_prefix_packs() -> None:
-    with pytest.raises(ConfigError, match="decision_weight = 3.0"):
+    with pytest.raises(ConfigError, match=r"decision_weight: must be 1 without .*\(3.0\)"):
         tiny_config(decision_weight=3.0).validate()
-    with pytest.raises(ConfigError, match="decision_weight = 0"):
+    with pytest.raises(ConfigError, match=r"decision_weight: must be > 0 \(0\)"):
         tiny_config(decision_weight=0, share_prefix=True).validate()
 
 

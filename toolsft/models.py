@@ -28,6 +28,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from toolsft.errors import ToolsftError
+
 logger = logging.getLogger(__name__)
 
 DEFAULT_MODEL = "smollm2-135m"
@@ -51,7 +53,7 @@ TINY_CONFIG: dict[str, Any] = {
 TINY_SEED = 0
 
 
-class ModelError(RuntimeError):
+class ModelError(ToolsftError, RuntimeError):
     """A model name or folder that cannot be resolved; the message says which and why."""
 
 
@@ -134,25 +136,62 @@ def resolve_model(name_or_path: str | Path, home: Path) -> Path | str:
         return ensure_alias(name, home)
     path = Path(name).expanduser()
     if path.exists():
-        if not (path / "config.json").is_file():
-            raise ModelError(
-                f"--model {name}: {path / 'config.json'} not found (not a model folder)"
-            )
-        return path
-    if name.startswith((".", "/", "~")) or name.count("/") != 1:
+        return check_model_folder(path)
+    if not name.strip() or name.startswith((".", "/", "~")) or name.count("/") != 1:
         raise ModelError(
-            f"--model {name!r}: no such folder, and not an alias ({', '.join(ALIASES)}) "
-            "or a Hugging Face id (owner/name)"
+            f"no such folder, and not an alias ({', '.join(ALIASES)}) "
+            "or a Hugging Face id (owner/name)",
+            where="--model",
+            value=name,
         )
     return name
+
+
+WEIGHT_PATTERNS = ("*.safetensors", "*.bin", "*.pt", "*.pth", "*.gguf")
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "tokenizer.model", "vocab.json")
+
+
+def check_model_folder(path: Path) -> Path:
+    """`path` if it looks like a loadable model folder, else a ModelError saying what is missing.
+
+    Checked here, before transformers loads it, because transformers answers a broken folder
+    with a traceback (invalid config.json, no tokenizer) long after the run started.
+    """
+    if not path.is_dir():
+        raise ModelError("not a model folder (a file, not a folder)", file=path)
+    config = path / "config.json"
+    if not config.is_file():
+        raise ModelError("not a model folder (no config.json)", file=path)
+    try:
+        data = json.loads(config.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ModelError(f"cannot read: {exc.strerror or exc}", file=config) from exc
+    except UnicodeDecodeError as exc:
+        raise ModelError(
+            f"not UTF-8 text (a bad byte at offset {exc.start})", file=config
+        ) from None
+    except json.JSONDecodeError as exc:
+        raise ModelError(f"invalid JSON: {exc.msg}", file=config, where=exc.lineno) from None
+    if not isinstance(data, dict):
+        raise ModelError("must be a JSON object", file=config, value=type(data).__name__)
+    if not any(next(path.glob(pattern), None) for pattern in WEIGHT_PATTERNS):
+        raise ModelError("not a model folder (no *.safetensors or *.bin weights)", file=path)
+    if not any((path / name).is_file() for name in TOKENIZER_FILES):
+        raise ModelError(
+            "not a model folder (no tokenizer.json or tokenizer_config.json)", file=path
+        )
+    return path
 
 
 def ensure_alias(alias: str, home: Path) -> Path:
     """Build `<home>/models/<alias>` once, atomically: a crash leaves no half-written folder."""
     final = Path(home).expanduser() / "models" / alias
-    if (final / MARKER).is_file():
+    if _complete(final):
         _refresh_template(final)
         return final
+    for folder in (Path(home).expanduser(), final.parent):
+        if folder.exists() and not folder.is_dir():
+            raise ModelError("not a folder; set TOOLSFT_HOME to a folder", file=folder)
     final.parent.mkdir(parents=True, exist_ok=True)
     if final.exists():  # no marker: a folder not made by us, or an old partial copy
         logger.warning("removing incomplete model folder %s", final)
@@ -181,7 +220,7 @@ def _refresh_template(folder: Path) -> None:
     training, serving and parsing must all use this version's.
     """
     from toolsft.chat.template import CHAT_TEMPLATE
-    from toolsft.gen.writer import atomic_write
+    from toolsft.io import atomic_write
 
     path = folder / "chat_template.jinja"
     if path.is_file() and path.read_text(encoding="utf-8") == CHAT_TEMPLATE:
@@ -248,10 +287,36 @@ def model_identity(resolved: Path | str) -> dict[str, Any]:
         }
     marker = resolved / MARKER
     if marker.is_file():
-        info = json.loads(marker.read_text(encoding="utf-8"))
+        info = _read_marker(marker)
         return {
             "name": info.get("alias", resolved.name),
             "path": str(resolved),
             "sha256": info.get("sha256"),
         }
     return {"name": resolved.name, "path": str(resolved), "sha256": weights_sha256(resolved)}
+
+
+def _complete(folder: Path) -> bool:
+    """Whether `folder` was built whole: its marker is there and reads (a damaged one is
+    rebuilt like a partial folder, not trusted)."""
+    if not (folder / MARKER).is_file():
+        return False
+    try:
+        _read_marker(folder / MARKER)
+    except ModelError:
+        logger.warning("%s is damaged; rebuilding the model", folder / MARKER)
+        return False
+    return True
+
+
+def _read_marker(marker: Path) -> dict[str, Any]:
+    """A built folder's record; a damaged one names itself and how to rebuild."""
+    try:
+        info = json.loads(marker.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ModelError(
+            f"unreadable ({type(exc).__name__}); delete its folder to rebuild it", file=marker
+        ) from exc
+    if not isinstance(info, dict):
+        raise ModelError("must be a JSON object; delete its folder to rebuild it", file=marker)
+    return info

@@ -19,10 +19,6 @@ def prepare_model(model: str) -> None:
     a Hugging Face id is checked and printed as it is. The printed path serves with vLLM
     directly (`vllm serve PATH`).
     """
-    from toolsft.models import ModelError, resolve_model
+    from toolsft.models import resolve_model
 
-    try:
-        path = resolve_model(model, toolsft_home())
-    except ModelError as exc:
-        raise click.ClickException(str(exc)) from exc
-    click.echo(str(path))
+    click.echo(str(resolve_model(model, toolsft_home())))

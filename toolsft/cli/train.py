@@ -44,6 +44,19 @@ OVERRIDES = {
 }
 
 
+# TrainConfig field -> the option that sets it, so a bad value names what the user typed.
+LABELS = {field: "--" + opt.replace("_", "-") for opt, field in OVERRIDES.items()} | {
+    "target_modules": "--target-modules",
+    "modules_to_save": "--modules-to-save",
+    "use_dora": "--dora",
+    "use_rslora": "--rslora",
+    "share_prefix": "--share-prefix",
+    "prefix_grad": "--no-prefix-grad",
+    "answer_loss_only": "--answer-loss-only",
+    "early_stopping_patience": "--no-early-stopping",
+}
+
+
 def _passive_omp() -> None:
     """OpenMP threads that sleep instead of spinning while they wait for work.
 
@@ -101,6 +114,11 @@ def _flag_overrides(opts: dict[str, Any]) -> dict[str, Any]:
     "config_file",
     type=click.Path(path_type=Path, exists=True, dir_okay=False),
     help="YAML with TrainConfig fields, and `stages: {1: {...}}` per-stage overrides.",
+)
+@click.option(
+    "--no-manifest",
+    is_flag=True,
+    help="Train on data without manifest.json (not from `toolsft gen`): its files go unverified.",
 )
 @click.option("--resume", is_flag=True, help="Skip complete stages; continue an interrupted one.")
 @click.option("--overwrite", is_flag=True, help="Delete and retrain stages that already exist.")
@@ -203,14 +221,17 @@ def train(
     if (stage is None) == (not all_stages):
         raise click.UsageError("give exactly one of --stage N or --all")
     _passive_omp()
-    from toolsft.train import train_stage
-    from toolsft.train.config import ConfigError, load_config
+    from toolsft.train.config import load_config
+    from toolsft.train.data import check_dataset
 
     stages = (1, 2, 3) if all_stages else (stage,)
-    try:
-        configs = {s: load_config(config_file, s, _flag_overrides(opts)) for s in stages}
-    except ConfigError as exc:
-        raise click.ClickException(str(exc)) from exc
+    # The options first (instant), then, before any model loads, the manifest's hashes and
+    # every row these stages train on.
+    given = _flag_overrides(opts)
+    configs = {s: load_config(config_file, s, given, LABELS) for s in stages}
+    check_dataset(data, stages, require_manifest=not opts.pop("no_manifest"))
+    from toolsft.train import train_stage  # transformers loads here: after the cheap checks
+
     console = Console(stderr=True)
     home = toolsft_home()
     for s in stages:
@@ -224,13 +245,8 @@ def train(
 
 
 def _run(console: Console, call: Any) -> Any:
-    """Draw a progress bar fed by the library's Progress records; turn known errors into exits."""
-    from toolsft.models import ModelError
+    """Draw a progress bar fed by the library's Progress records."""
     from toolsft.train.callbacks import Progress as Update
-    from toolsft.train.checks import CheckError
-    from toolsft.train.config import ConfigError
-    from toolsft.train.curriculum import CurriculumError
-    from toolsft.train.data import DataError
 
     columns = (
         TextColumn("[bold]stage {task.fields[stage]}"),
@@ -240,37 +256,38 @@ def _run(console: Console, call: Any) -> Any:
         TextColumn("{task.fields[tps]} tok/s"),
         TextColumn("ETA {task.fields[eta]}"),
     )
-    with Progress(*columns, console=console, transient=False) as bar:
-        task: dict[str, TaskID] = {}
-        printed = {"tenth": 0}
+    # Started on the first step, not before: an error while loading is then the only output.
+    bar = Progress(*columns, console=console, transient=False)
+    task: dict[str, TaskID] = {}
+    printed = {"tenth": 0}
 
-        def sink(p: Update) -> None:
-            fields = {
-                "stage": p.stage,
-                "loss": "-" if p.loss is None else f"{p.loss:.4f}",
-                "tps": f"{p.tokens_per_s:,.0f}",
-                # the callback's ETA: the time left under --max-time, else steps left x pace
-                "eta": "-:--"
-                if p.eta_s is None
-                else f"{int(p.eta_s) // 60}:{int(p.eta_s) % 60:02d}",
-            }
-            if "id" not in task:
-                task["id"] = bar.add_task("train", total=p.total_steps, **fields)
-            bar.update(task["id"], completed=p.step, total=p.total_steps, **fields)
-            # A log file or CI gets no live bar: a line every tenth of the run instead, on the
-            # step's own event (its log event, if any, repeats the step).
-            tenth = _tenth(p)
-            if not console.is_terminal and p.event == "step" and tenth > printed["tenth"]:
-                printed["tenth"] = tenth
-                console.print(
-                    f"stage {p.stage}: step {p.step}/{p.total_steps}, loss {fields['loss']}, "
-                    f"{fields['tps']} tok/s"
-                )
+    def sink(p: Update) -> None:
+        fields = {
+            "stage": p.stage,
+            "loss": "-" if p.loss is None else f"{p.loss:.4f}",
+            "tps": f"{p.tokens_per_s:,.0f}",
+            # the callback's ETA: the time left under --max-time, else steps left x pace
+            "eta": "-:--" if p.eta_s is None else f"{int(p.eta_s) // 60}:{int(p.eta_s) % 60:02d}",
+        }
+        if "id" not in task:
+            bar.start()
+            task["id"] = bar.add_task("train", total=p.total_steps, **fields)
+        bar.update(task["id"], completed=p.step, total=p.total_steps, **fields)
+        # A log file or CI gets no live bar: a line every tenth of the run instead, on the
+        # step's own event (its log event, if any, repeats the step).
+        tenth = _tenth(p)
+        if not console.is_terminal and p.event == "step" and tenth > printed["tenth"]:
+            printed["tenth"] = tenth
+            console.print(
+                f"stage {p.stage}: step {p.step}/{p.total_steps}, loss {fields['loss']}, "
+                f"{fields['tps']} tok/s"
+            )
 
-        try:
-            return call(sink)
-        except (CheckError, ConfigError, CurriculumError, DataError, ModelError) as exc:
-            raise click.ClickException(str(exc)) from exc
+    try:
+        return call(sink)
+    finally:
+        if task:
+            bar.stop()
 
 
 def _tenth(p: Any) -> int:
@@ -336,12 +353,8 @@ def export(run_dir: Path, stage: int, merge: bool, out: Path, overwrite: bool) -
     """
     _passive_omp()
     from toolsft.train import export_merged
-    from toolsft.train.curriculum import CurriculumError
 
-    try:
-        path = export_merged(run_dir, stage, out, toolsft_home(), merge=merge, overwrite=overwrite)
-    except CurriculumError as exc:
-        raise click.ClickException(str(exc)) from exc
+    path = export_merged(run_dir, stage, out, toolsft_home(), merge=merge, overwrite=overwrite)
     Console(stderr=True).print(
         f"exported stage {stage} ({'merged' if merge else 'adapter'}) to {path}"
     )

@@ -112,7 +112,18 @@ def attach_adapter(model: Any, cfg: TrainConfig, parent_weights: Path | None) ->
     from peft import PeftModel, get_peft_model
 
     if parent_weights is None:
-        return get_peft_model(model, lora_config(cfg, model.config.num_hidden_layers))
+        from peft.utils.error import NoMatchingPeftModuleError
+
+        try:
+            return get_peft_model(model, lora_config(cfg, model.config.num_hidden_layers))
+        except NoMatchingPeftModuleError as exc:
+            from toolsft.train.config import ConfigError
+
+            raise ConfigError(
+                "no module of the model matches (e.g. q_proj,v_proj or all-linear)",
+                where="target_modules",
+                value=",".join(cfg.target_modules),
+            ) from exc
     model = PeftModel.from_pretrained(model, str(parent_weights), is_trainable=True)
     _warn_lora_drift(model.peft_config["default"], cfg, parent_weights)
     return model

@@ -19,6 +19,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from toolsft.chat.parse import parse_assistant
+from toolsft.errors import ToolsftError
 from toolsft.train.data import Encoded, Row, mask_spans
 from toolsft.types import ToolCall
 
@@ -28,7 +29,7 @@ SAMPLE = 32
 """Rows whose spans are decoded and parsed (every row's mask is checked for emptiness)."""
 
 
-class CheckError(RuntimeError):
+class CheckError(ToolsftError, RuntimeError):
     """A pre-training check failed; training would have been silently wrong."""
 
 

@@ -8,9 +8,13 @@ stage being trained < explicit CLI options. `None` means "auto": resolved per de
 from __future__ import annotations
 
 import dataclasses
+import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from toolsft.errors import ToolsftError
 
 METHODS = ("lora", "qlora", "full")
 SCHEDULERS = (
@@ -28,7 +32,7 @@ TIMED_SCHEDULES = ("constant", "constant_with_warmup", "linear", "cosine")
 TEMPLATES = ("auto", "toolsft", "model")
 
 
-class ConfigError(ValueError):
+class ConfigError(ToolsftError, ValueError):
     """A bad configuration value; the message names the file (if any), field and value."""
 
 
@@ -167,23 +171,52 @@ class TrainConfig:
     logging_steps: int | None = _f(None, "Log every N optimizer steps (auto: 1 on CPU, 10 on GPU).")
     num_threads: int | None = _f(None, "CPU threads for torch (auto: torch's default).")
 
-    def validate(self, where: str = "config") -> TrainConfig:
-        """Raise ConfigError naming `where`, the field and the bad value."""
-        checks = [
-            ("method", self.method in METHODS, f"one of {METHODS}"),
-            ("chat_template", self.chat_template in TEMPLATES, f"one of {TEMPLATES}"),
+    def validate(
+        self,
+        where: str | None = None,
+        sources: Mapping[str, tuple[str | None, str]] | None = None,
+    ) -> TrainConfig:
+        """Raise ConfigError naming the file, the field and the bad value.
+
+        `where` is the file the values came from; `sources` maps a field to the (file, path)
+        that set it (a YAML file and `stages.2.lora_r`, or no file and `--lora-r`), so the
+        message points at what the user wrote.
+        """
+        for name, ok, want in self._rules():
+            if not ok:
+                file, path = (sources or {}).get(name, (where, name))
+                raise ConfigError(
+                    f"must be {want}", file=file, where=path, value=getattr(self, name)
+                )
+        return self
+
+    def _rules(self) -> list[tuple[str, bool, str]]:
+        floats = [f.name for f in dataclasses.fields(self) if f.type.startswith("float")]
+        finite = [(n, _finite(getattr(self, n)), "a finite number") for n in floats]
+        return finite + [
+            ("method", self.method in METHODS, f"one of {', '.join(METHODS)}"),
+            ("chat_template", self.chat_template in TEMPLATES, f"one of {', '.join(TEMPLATES)}"),
             ("lora_r", self.lora_r > 0, "> 0"),
+            ("lora_alpha", self.lora_alpha > 0, "> 0"),
             ("lora_dropout", 0 <= self.lora_dropout < 1, "in [0, 1)"),
             ("lora_layers", self.lora_layers >= 0, ">= 0 (0: all layers)"),
+            (
+                "lora_layers",
+                not self.lora_layers or self.target_modules != ["all-linear"],
+                "0 with target_modules all-linear (peft cannot limit it to some layers)",
+            ),
             ("epochs", self.epochs > 0, "> 0"),
+            ("max_steps", self.max_steps == -1 or self.max_steps > 0, "> 0, or -1 for epochs"),
             ("learning_rate", self.learning_rate > 0, "> 0"),
             ("warmup_ratio", 0 <= self.warmup_ratio < 1, "in [0, 1)"),
-            ("lr_scheduler", self.lr_scheduler in SCHEDULERS, f"one of {SCHEDULERS}"),
+            ("weight_decay", self.weight_decay >= 0, ">= 0"),
+            ("max_grad_norm", self.max_grad_norm > 0, "> 0"),
+            ("lr_scheduler", self.lr_scheduler in SCHEDULERS, f"one of {', '.join(SCHEDULERS)}"),
             ("max_time", self.max_time is None or self.max_time > 0, "> 0 seconds"),
             (
                 "lr_scheduler",
                 self.max_time is None or self.lr_scheduler in TIMED_SCHEDULES,
-                f"one of {TIMED_SCHEDULES} with max_time",
+                f"one of {', '.join(TIMED_SCHEDULES)} with max_time",
             ),
             (
                 "prefix_grad",
@@ -196,19 +229,31 @@ class TrainConfig:
                 self.decision_weight == 1 or self.share_prefix,
                 "1 without share_prefix (the weights travel with shared-prefix packs)",
             ),
+            (
+                "packing",
+                not (self.share_prefix and self.packing),
+                "false with share_prefix (they exclude each other)",
+            ),
+            (
+                "attn_implementation",
+                not (self.share_prefix and self.attn_implementation == "flash_attention_2"),
+                "sdpa or eager with share_prefix (FlashAttention takes no 4-D mask)",
+            ),
             ("max_length", self.max_length >= 32, ">= 32"),
+            ("seed", 0 <= self.seed < 2**32, "in [0, 2**32)"),
             ("replay_share", 0 <= self.replay_share < 1, "in [0, 1)"),
+            ("max_train_rows", _none_or(self.max_train_rows, 1), "> 0"),
             ("max_drop_share", 0 <= self.max_drop_share <= 1, "in [0, 1]"),
             ("save_steps", self.save_steps > 0, "> 0"),
-            ("batch_size", self.batch_size is None or self.batch_size > 0, "> 0"),
-            ("grad_accum", self.grad_accum is None or self.grad_accum > 0, "> 0"),
-            ("max_val_rows", self.max_val_rows is None or self.max_val_rows >= 0, ">= 0"),
+            ("save_total_limit", self.save_total_limit > 0, "> 0"),
+            ("early_stopping_patience", self.early_stopping_patience >= 0, ">= 0 (0: off)"),
+            ("batch_size", _none_or(self.batch_size, 1), "> 0"),
+            ("grad_accum", _none_or(self.grad_accum, 1), "> 0"),
+            ("max_val_rows", _none_or(self.max_val_rows, 0), ">= 0"),
+            ("logging_steps", _none_or(self.logging_steps, 1), "> 0"),
+            ("num_threads", _none_or(self.num_threads, 1), "> 0"),
             ("target_modules", bool(self.target_modules) or self.method == "full", "non-empty"),
         ]
-        for name, ok, want in checks:
-            if not ok:
-                raise ConfigError(f"{where}: {name} = {getattr(self, name)!r}: must be {want}")
-        return self
 
     def replace(self, **changes: Any) -> TrainConfig:
         return dataclasses.replace(self, **changes)
@@ -220,84 +265,32 @@ class TrainConfig:
 FIELDS = {f.name: f for f in dataclasses.fields(TrainConfig)}
 
 
-def _coerce(name: str, value: Any, where: str) -> Any:
-    """Check a YAML value against the field's declared type (YAML has no float for 2e-4 etc.)."""
-    kind = FIELDS[name].type
-    try:
-        if value is None:
-            if "None" not in kind:
-                raise TypeError("null not allowed")
-            return None
-        if kind.startswith("list"):
-            if isinstance(value, str):
-                return [value]
-            if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-                raise TypeError("expected a list of strings")
-            return list(value)
-        if kind.startswith("bool"):
-            if not isinstance(value, bool):
-                raise TypeError("expected true or false")
-            return value
-        if kind.startswith("int"):
-            if isinstance(value, bool) or not isinstance(value, int):
-                raise TypeError("expected an integer")
-            return value
-        if kind.startswith("float"):
-            if isinstance(value, bool):
-                raise TypeError("expected a number")
-            return float(value)
-        if kind.startswith("str"):
-            if not isinstance(value, str):
-                raise TypeError("expected a string")
-            return value
-    except (TypeError, ValueError) as exc:
-        raise ConfigError(f"{where}: {name} = {value!r}: {exc}") from exc
-    return value
+def _finite(value: float | None) -> bool:
+    return value is None or math.isfinite(value)
 
 
-def overrides_from_mapping(data: dict[str, Any], where: str) -> dict[str, Any]:
-    """Validate keys and types of a flat mapping of config fields."""
-    out = {}
-    for key, value in data.items():
-        if key not in FIELDS:
-            raise ConfigError(f"{where}: unknown key {key!r} (known: {', '.join(sorted(FIELDS))})")
-        out[key] = _coerce(key, value, f"{where}: {key}")
-    return out
+def _none_or(value: int | None, least: int) -> bool:
+    return value is None or value >= least
 
 
 def load_config(
-    path: Path | None, stage: int | None = None, overrides: dict[str, Any] | None = None
+    path: Path | None,
+    stage: int | None = None,
+    overrides: dict[str, Any] | None = None,
+    labels: Mapping[str, str] | None = None,
 ) -> TrainConfig:
-    """Defaults, then the YAML file and its `stages.<N>` section, then explicit overrides."""
-    values: dict[str, Any] = {}
-    if path is not None:
-        values.update(_read_yaml(Path(path), stage))
-    values.update({k: v for k, v in (overrides or {}).items() if v is not None})
-    where = str(path) if path else "options"
-    return TrainConfig(**values).validate(where)
+    """Defaults < YAML file < its `stages.<N>` section < explicit overrides, validated
+    (`toolsft.train.config_file.load_config`)."""
+    from toolsft.train import config_file
+
+    return config_file.load_config(path, stage, overrides, labels)
 
 
-def _read_yaml(path: Path, stage: int | None) -> dict[str, Any]:
-    import yaml
+def read_config_yaml(path: Path) -> Any:
+    """A config or budget YAML file, read with the same limits and errors as a train config."""
+    from toolsft.train import config_file
 
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except FileNotFoundError as exc:
-        raise ConfigError(f"{path}: file not found") from exc
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: invalid YAML: {exc}") from exc
-    if not isinstance(data, dict):
-        raise ConfigError(f"{path}: top level must be a mapping, got {type(data).__name__}")
-    stages = data.pop("stages", {}) or {}
-    if not isinstance(stages, dict):
-        raise ConfigError(f"{path}: stages must be a mapping of stage number to settings")
-    values = overrides_from_mapping(data, str(path))
-    for key, section in stages.items():
-        if str(key) not in ("1", "2", "3") or not isinstance(section, dict):
-            raise ConfigError(f"{path}: stages.{key}: expected stage 1, 2 or 3 with a mapping")
-        if stage is not None and int(key) == stage:
-            values.update(overrides_from_mapping(section, f"{path}: stages.{key}"))
-    return values
+    return config_file.load_yaml_file(Path(path))
 
 
 def dump_yaml(cfg: TrainConfig | dict[str, Any]) -> str:

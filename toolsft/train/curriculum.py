@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from toolsft.errors import ToolsftError
 from toolsft.types import STAGES
 
 RUN_JSON = "run.json"
@@ -24,7 +25,7 @@ WEIGHT_FILES = (
 )
 
 
-class CurriculumError(RuntimeError):
+class CurriculumError(ToolsftError, RuntimeError):
     """A stage cannot start: its parent is missing, incomplete or from another base model."""
 
 
@@ -56,21 +57,52 @@ def weights_dir(sdir: Path) -> Path:
 
 
 def read_run(sdir: Path) -> dict[str, Any]:
+    """A completed stage's record; a missing, unreadable or damaged one is the user's error."""
     path = sdir / RUN_JSON
     if not path.is_file():
-        raise CurriculumError(f"{path}: not found; stage {sdir.name} has not completed")
-    return json.loads(path.read_text(encoding="utf-8"))
+        raise CurriculumError(f"not found; {sdir.name} has not completed", file=path)
+    try:
+        run = json.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise CurriculumError(f"cannot read: {exc.strerror or exc}", file=path) from exc
+    except UnicodeDecodeError as exc:
+        raise CurriculumError(
+            f"not UTF-8 text (a bad byte at offset {exc.start})", file=path
+        ) from None
+    except json.JSONDecodeError as exc:
+        raise CurriculumError(f"invalid JSON: {exc.msg}", file=path, where=exc.lineno) from None
+    if not isinstance(run, dict):
+        raise CurriculumError("must be a JSON object", file=path, value=type(run).__name__)
+    if not _has_weights(sdir):
+        raise CurriculumError(
+            "no weights beside run.json (adapter_model.safetensors or model.safetensors); "
+            "retrain the stage with --overwrite",
+            file=sdir,
+        )
+    return run
+
+
+def _has_weights(sdir: Path) -> bool:
+    """A LoRA stage holds its adapter; a full fine-tune holds a model folder."""
+    adapter = all(
+        (sdir / n).is_file() for n in ("adapter_config.json", "adapter_model.safetensors")
+    )
+    full = (sdir / "config.json").is_file() and any(sdir.glob("*.safetensors"))
+    return adapter or full
 
 
 def plan_stage(out: Path, stage: int) -> StagePlan:
     if stage not in STAGES:
-        raise CurriculumError(f"--stage {stage}: must be one of {STAGES}")
+        raise CurriculumError(f"must be one of {STAGES}", where="--stage", value=stage)
+    if Path(out).exists() and not Path(out).is_dir():
+        raise CurriculumError("not a folder (each stage writes <out>/stage<N>/)", file=out)
     parent = stage_dir(out, stage - 1) if stage > 1 else None
     if parent is not None and not (parent / RUN_JSON).is_file():
         raise CurriculumError(
-            f"{parent}: stage {stage - 1} is not complete (no {RUN_JSON}); stage {stage} continues "
+            f"stage {stage - 1} is not complete (no {RUN_JSON}); stage {stage} continues "
             f"its adapter. Run `toolsft train --stage {stage - 1}` with the same --out first, "
-            "or `toolsft train --all`."
+            "or `toolsft train --all`.",
+            file=parent,
         )
     return StagePlan(stage, stage_dir(out, stage), parent, tuple(range(1, stage)))
 
@@ -80,18 +112,29 @@ def check_parent_base(plan: StagePlan, base: dict[str, Any], method: str) -> Non
     if plan.parent_dir is None:
         return
     run = read_run(plan.parent_dir)
-    parent_base = run.get("base_model", {})
-    if parent_base.get("sha256") != base.get("sha256") or parent_base.get("name") != base.get(
-        "name"
-    ):
+    path = plan.parent_dir / RUN_JSON
+    parent_base = run.get("base_model")
+    if not isinstance(parent_base, dict):
         raise CurriculumError(
-            f"{plan.parent_dir / RUN_JSON}: base_model {parent_base.get('name')!r} "
-            f"(sha256 {str(parent_base.get('sha256'))[:12]}) differs from this stage's "
-            f"{base.get('name')!r} (sha256 {str(base.get('sha256'))[:12]}); an adapter only "
-            "continues on the base it was trained on"
+            "must be an object with the name and sha256 of the base model",
+            file=path,
+            where="base_model",
+            value=parent_base,
+        )
+    ours = (base.get("name"), base.get("sha256"))
+    if (parent_base.get("name"), parent_base.get("sha256")) != ours:
+        raise CurriculumError(
+            f"differs from this stage's {base.get('name')!r} (sha256 "
+            f"{str(base.get('sha256'))[:12]}); an adapter only continues on the base it was "
+            f"trained on (sha256 {str(parent_base.get('sha256'))[:12]})",
+            file=path,
+            where="base_model",
+            value=parent_base.get("name"),
         )
     if run.get("method") != method:
         raise CurriculumError(
-            f"{plan.parent_dir / RUN_JSON}: method {run.get('method')!r} "
-            f"differs from this stage's {method!r}"
+            f"differs from this stage's {method!r}",
+            file=path,
+            where="method",
+            value=run.get("method"),
         )
