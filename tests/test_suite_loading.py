@@ -109,7 +109,8 @@ def test_cli_fails_and_writes_nothing(tmp_path: Path) -> None:
     res = CliRunner().invoke(
         cli, ["gen", "--suite", str(bad), "--out", str(out), "--per-stage", "5"]
     )
-    assert res.exit_code != 0
+    assert res.exit_code == 2, res.output
+    assert "Traceback" not in res.output
     assert "suite.yaml" in res.output and "$.policy.nope" in res.output
     assert not out.exists()
 

@@ -5,14 +5,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from toolsft.errors import _UNSET, ToolsftError, short_repr
 
-class SuiteError(ValueError):
+
+class SuiteError(ToolsftError, ValueError):
     def __init__(self, file: Path | str, path: str, message: str, value: Any = None) -> None:
-        self.file, self.path, self.message, self.value = str(file), path, message, value
-        shown = "" if value is None else f" (got {_short(value)})"
-        super().__init__(f"{file}: {path}: {message}{shown}")
+        super().__init__(message, file=file, where=path, value=_UNSET if value is None else value)
+        self.path = path
 
 
 def _short(value: Any, limit: int = 80) -> str:
-    text = repr(value)
-    return text if len(text) <= limit else text[: limit - 3] + "..."
+    return short_repr(value, limit)

@@ -6,18 +6,16 @@ path and the bad value. See tool_schemas/README.md for the format.
 
 from __future__ import annotations
 
-import hashlib
-import json
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from toolsft.schema import checks
 from toolsft.schema.errors import SuiteError
 from toolsft.schema.executor import Executor
+from toolsft.schema.files import SuiteFiles
 from toolsft.schema.policy import Policy, policy_from_config
 from toolsft.types import ToolSpec
 
@@ -62,32 +60,36 @@ class Suite:
 
 def load_suite(path: str | Path) -> Suite:
     root = Path(path)
-    if not (root / "suite.yaml").is_file():
+    files = SuiteFiles(root)
+    cfg_file = root / "suite.yaml"
+    if not files.exists("suite.yaml"):
         raise SuiteError(root, "$", "not a suite folder: suite.yaml is missing")
-    config = read_data(root / "suite.yaml")
+    config = files.load("suite.yaml")
     if not isinstance(config, Mapping):
-        raise SuiteError(root / "suite.yaml", "$", "must be a mapping", type(config).__name__)
-    checks.check_suite_config(root / "suite.yaml", config)
-    tools = load_tools(root / "tools.json")
+        raise SuiteError(cfg_file, "$", "must be a mapping", type(config).__name__)
+    checks.check_suite_config(cfg_file, config)
+    tools = load_tools(files, "tools.json")
     by_name = {t.name: t for t in tools}
     gens = {}
     for name in by_name:
-        file = root / "tools" / f"{name}.yaml"
-        if not file.is_file():
-            raise SuiteError(file, "$", f"tool {name!r} from tools.json has no generation file")
-        gens[name] = load_tool_gen(file, by_name, config)
+        rel = f"tools/{name}.yaml"
+        if not files.exists(rel):
+            raise SuiteError(
+                root / rel, "$", f"tool {name!r} from tools.json has no generation file"
+            )
+        gens[name] = load_tool_gen(files, rel, by_name, config)
     for file in sorted((root / "tools").glob("*.yaml")):
         if file.stem not in by_name:
             raise SuiteError(file, "$.tool", "names no tool in tools.json", file.stem)
     policy = policy_from_config(config.get("policy") or {})
-    for name in policy.confirm_required:
+    for i, name in enumerate((config.get("policy") or {}).get("confirm_required") or ()):
         if name not in by_name:
-            raise SuiteError(root / "suite.yaml", "$.policy.confirm_required", "unknown tool", name)
+            raise SuiteError(cfg_file, f"$.policy.confirm_required[{i}]", "unknown tool", name)
     executor = Executor({n: g.result for n, g in gens.items()})
     return Suite(
-        name=str(config.get("name", root.name)),
+        name=str(config.get("name") or _folder_name(files.real)),
         path=root,
-        hash=suite_hash(root),
+        hash=files.hash(),
         tools=tools,
         gen=gens,
         config=config,
@@ -96,26 +98,9 @@ def load_suite(path: str | Path) -> Suite:
     )
 
 
-def read_data(file: Path) -> Any:
-    """Parse a YAML or JSON file; errors name the file and the line."""
-    try:
-        text = file.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise SuiteError(file, "$", f"cannot read: {exc.strerror}") from exc
-    try:
-        if file.suffix == ".json":
-            return json.loads(text)
-        return yaml.safe_load(text)
-    except json.JSONDecodeError as exc:
-        raise SuiteError(file, f"line {exc.lineno}", f"invalid JSON: {exc.msg}") from exc
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"line {mark.line + 1}" if mark else "$"
-        raise SuiteError(file, where, f"invalid YAML: {getattr(exc, 'problem', exc)}") from exc
-
-
-def load_tools(file: Path) -> tuple[ToolSpec, ...]:
-    data = read_data(file)
+def load_tools(files: SuiteFiles, rel: str) -> tuple[ToolSpec, ...]:
+    file = files.root / rel
+    data = files.load(rel)
     if not isinstance(data, list) or not data:
         raise SuiteError(file, "$", "must be a non-empty list of OpenAI function tools")
     seen: dict[str, int] = {}
@@ -134,19 +119,26 @@ def load_tools(file: Path) -> tuple[ToolSpec, ...]:
     return tuple(tools)
 
 
-def load_tool_gen(file: Path, tools: Mapping[str, ToolSpec], config: Mapping[str, Any]) -> ToolGen:
-    raw = read_data(file)
+def load_tool_gen(
+    files: SuiteFiles, rel: str, tools: Mapping[str, ToolSpec], config: Mapping[str, Any]
+) -> ToolGen:
+    file = files.root / rel
+    raw = files.load(rel)
     if not isinstance(raw, Mapping):
         raise SuiteError(file, "$", "must be a mapping", type(raw).__name__)
     checks.check_keys(file, "$", raw, checks.TOOL_GEN_KEYS)
     name = raw.get("tool")
-    if name not in tools:
-        raise SuiteError(file, "$.tool", "names no tool in tools.json", name)
+    if name != Path(rel).stem:
+        raise SuiteError(
+            file, "$.tool", f"must name the tool of this file ({Path(rel).stem})", name
+        )
     spec = tools[name]
     pools = config.get("pools") or {}
     checks.check_confusable(file, raw.get("confusable") or [], tools, name)
     checks.check_slots(file, spec, raw.get("slots") or {}, pools)
     templates = checks.check_templates(file, spec, raw.get("templates"))
+    checks.check_drawn_slots(file, spec, raw.get("slots") or {}, pools, templates)
+    checks.check_ask(file, spec, raw.get("ask") or {})
     result = raw.get("result") or {}
     checks.check_result(file, spec, result)
     answer = raw.get("answer") or {}
@@ -165,9 +157,6 @@ def load_tool_gen(file: Path, tools: Mapping[str, ToolSpec], config: Mapping[str
     )
 
 
-def suite_hash(root: Path) -> str:
-    h = hashlib.sha256()
-    for file in sorted(p for p in root.rglob("*") if p.is_file()):
-        h.update(file.relative_to(root).as_posix().encode() + b"\0")
-        h.update(file.read_bytes() + b"\0")
-    return h.hexdigest()
+def _folder_name(real: Path) -> str:
+    # The name goes into row ids, file names and console output: keep it to plain characters.
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", real.name).strip("_.") or "suite"
