@@ -152,3 +152,23 @@ def test_tool_list_is_a_prefix_shared_across_system_texts() -> None:
     k = next(i for i, (x, y) in enumerate(zip(a, b, strict=False)) if x != y)
     assert a[:k].endswith("one block per call.\n\n")
     assert "## f: d" in a[:k]
+
+
+def test_markers_in_arguments_survive_the_template() -> None:
+    """What the training template renders, the parser reads back, even when an argument holds
+    the call syntax's own markers."""
+    args = {"s": 'see </tool_call> and </s> and <|im_end|> "quoted" \\ <tool_call>', "n": 1}
+    msgs = [
+        {"role": "user", "content": "x"},
+        {
+            "role": "assistant",
+            "content": "",
+            "tool_calls": [
+                {"id": "c", "type": "function", "function": {"name": "f", "arguments": args}}
+            ],
+        },
+    ]
+    text = render_messages(msgs, None)
+    reply = text.split("<|im_start|>assistant\n", 1)[1]
+    parsed = parse_assistant(reply)
+    assert parsed.ok and parsed.calls == (ToolCall("f", args),)

@@ -252,3 +252,43 @@ def test_results_are_deterministic(data: Path, gold: dict[str, Any]) -> None:
     a = scripted_run(data, Edit(wrong_int))
     b = scripted_run(data, Edit(wrong_int))
     assert json.dumps(a["metrics"], sort_keys=True) == json.dumps(b["metrics"], sort_keys=True)
+
+
+HOSTILE_REPLIES = [
+    '<tool_call>\n{"name": "query_order", "arguments": {"order_id": "\\ud800"}}\n</tool_call>',
+    '<tool_call>\n{"name": "query_order", "arguments": {"order_id": '
+    + "9" * 309
+    + "}}\n</tool_call>",
+    '<tool_call>\n{"name": "query_order", "arguments": {"order_id": 1e999}}\n</tool_call>',
+    '<tool_call>\n{"name": "query_order", "arguments": {"order_id": NaN}}\n</tool_call>',
+    "<tool_call>" + "[" * 100_000,
+    "<tool_call>```json\n" + " " * 50_000 + "x",
+    '<tool_call>\n{"name": "query_order", "arguments": {"order_id": "DD1</s>',
+    '<tool_call>\n{"name": "query_order", "name": "x", "arguments": {}}\n</tool_call>',
+    '<tool_call>\n{"name": "query_order", "arguments": [1]}\n</tool_call>',
+    "word " * 10_000 + "\x00\ud800",
+]
+
+
+def test_hostile_replies_fail_their_rows_and_the_run_goes_on(
+    data: Path, gold: dict[str, Any]
+) -> None:
+    """Every `select` row gets a hostile reply: those rows fail with the parser's reason, every
+    other row scores as gold, and results.json is writable."""
+    cycle = iter(HOSTILE_REPLIES * 1000)
+    run = scripted_run(
+        data, Edit(lambda ex, turn, text: next(cycle) if ex.meta["kind"] == "select" else None)
+    )
+    json.dumps(run, ensure_ascii=False, allow_nan=False).encode("utf-8")
+    gold_ok = {(r["id"], r["sample"]): r["ok"] for r in gold["rows"]}
+    hostile = [r for r in run["rows"] if r["groups"]["kind"] == ["select"]]
+    assert len(hostile) >= len(HOSTILE_REPLIES)
+    for row in run["rows"]:
+        if row["groups"]["kind"] == ["select"]:
+            assert not row["ok"] and row["reasons"], row["id"]
+            assert not any(
+                r.startswith(("scoring failed", "result not writable")) for r in row["reasons"]
+            )
+            assert all(len(r) <= 300 for r in row["reasons"])
+        else:
+            assert row["ok"] == gold_ok[(row["id"], row["sample"])], row["reasons"]

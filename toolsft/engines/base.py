@@ -12,6 +12,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
+from toolsft.chat.parse import cut_turn
+from toolsft.errors import ToolsftError
+
 STOP_STRINGS = ("<|im_end|>", "<|endoftext|>")
 """End-of-turn markers of the ChatML template; generation stops at the first one."""
 
@@ -86,12 +89,14 @@ class Engine(Protocol):
         ...
 
 
-class EngineError(RuntimeError):
+class EngineError(ToolsftError, RuntimeError):
     """An engine that cannot start or answer; the message says which setting is wrong."""
 
 
 def strip_stop(text: str) -> str:
-    """Cut the text at the first end-of-turn marker (some backends keep it)."""
-    for stop in STOP_STRINGS:
-        text = text.split(stop, 1)[0]
-    return text
+    """Cut the text at the first end-of-turn marker (some backends keep it).
+
+    Cut where the parser cuts: a marker inside a JSON string of a call is an argument's text,
+    not the end of the turn.
+    """
+    return cut_turn(text, STOP_STRINGS)

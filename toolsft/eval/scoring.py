@@ -8,11 +8,12 @@ is absent from the row's values (e.g. argument accuracy on an irrelevant request
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from toolsft.chat.parse import parse_assistant
+from toolsft.chat.parse import Parsed, clip, parse_assistant, replace_surrogates
 from toolsft.engines.base import TOO_LONG
 from toolsft.eval.episodes import Episode
 from toolsft.eval.matching import calls_errors, calls_exact, canonical, names_match
@@ -22,8 +23,8 @@ from toolsft.schema.policy import Policy
 from toolsft.schema.suite import Suite
 from toolsft.types import ToolCall, ToolSpec
 
-_OPEN = "<tool_call>"
-_END = ("<|im_end|>", "<|endoftext|>", "</s>")
+MAX_REASONS = 20
+"""Reasons kept per row: a reply with thousands of bad keys still gets a short verdict."""
 ANSWER_KINDS_STAGE = 3
 """Rows of this stage are scored on answer quality (BLEU/ROUGE-L), as the seeds ask."""
 
@@ -42,15 +43,52 @@ class Verdict:
     detail: dict[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "sample": self.sample,
-            "ok": self.ok,
-            "reasons": self.reasons,
-            "groups": self.groups,
-            "values": self.values,
-            **self.detail,
-        }
+        """The row as stored: always JSON-serializable, even from hostile model output."""
+        return json_safe(
+            {
+                "id": self.id,
+                "sample": self.sample,
+                "ok": self.ok,
+                "reasons": self.reasons,
+                "groups": self.groups,
+                "values": self.values,
+                **self.detail,
+            }
+        )
+
+
+_MAX_STORED_DEPTH = 100
+_MAX_INT_BITS = 10_000
+"""Python refuses to print ints over 4300 digits (about 14,000 bits)."""
+
+
+def json_safe(value: Any, depth: int = 0) -> Any:
+    """`value` as something `json.dumps(..., ensure_ascii=False)` writes as valid UTF-8 JSON.
+
+    Lone surrogates become U+FFFD (as the parser reads them), non-finite floats null, ints
+    too long to print and unknown objects a short description, nesting is cut.
+    """
+    if isinstance(value, str):
+        return replace_surrogates(value)
+    if value is None or isinstance(value, bool):
+        return value
+    if isinstance(value, int):
+        return (
+            value if value.bit_length() <= _MAX_INT_BITS else f"<int of {value.bit_length()} bits>"
+        )
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if depth >= _MAX_STORED_DEPTH:
+        return "<nested too deeply>"
+    if isinstance(value, Mapping):
+        return {_key(k): json_safe(v, depth + 1) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [json_safe(v, depth + 1) for v in value]
+    return clip(replace_surrogates(repr(value)))
+
+
+def _key(key: Any) -> str:
+    return replace_surrogates(key) if isinstance(key, str) else clip(str(json_safe(key)))
 
 
 def groups_of(meta: Mapping[str, Any], gold: Sequence[ToolCall]) -> dict[str, list[str]]:
@@ -63,18 +101,20 @@ def groups_of(meta: Mapping[str, Any], gold: Sequence[ToolCall]) -> dict[str, li
     }
 
 
-def block_validity(text: str, shown: Mapping[str, ToolSpec]) -> list[str | None]:
+def block_validity(text: Any, shown: Mapping[str, ToolSpec]) -> list[str | None]:
     """Per `<tool_call>` block in a reply: None when it parses and validates, else why not."""
-    for end in _END:
-        text = text.split(end, 1)[0]
+    return blocks_validity(parse_assistant(text), shown)
+
+
+def blocks_validity(parsed: Parsed, shown: Mapping[str, ToolSpec]) -> list[str | None]:
+    """`block_validity` of a parsed reply: the parser's own blocks, so the two always agree."""
     out: list[str | None] = []
-    for chunk in text.split(_OPEN)[1:]:
-        parsed = parse_assistant(_OPEN + chunk)
-        if parsed.errors or len(parsed.calls) != 1:
-            out.append("; ".join(parsed.errors) or "no call in block")
+    for block in parsed.blocks:
+        if block.error or block.call is None:
+            out.append(block.error or "no call in block")
             continue
-        errs = call_validity(shown, parsed.calls[0])
-        out.append("; ".join(errs) if errs else None)
+        errs = call_validity(shown, block.call)
+        out.append(clip("; ".join(errs)) if errs else None)
     return out
 
 
@@ -115,9 +155,13 @@ def score_episode(ep: Episode, policy: Policy, suite: Suite | None = None) -> Ve
     shown = {t.name: t for t in ex.tools}
     v: dict[str, list[float]] = {}
     reasons: list[str] = []
-    blocks = [b for t in ep.turns for b in block_validity(t.text, shown)]
+    blocks = [b for t in ep.turns for b in blocks_validity(t.parsed, shown)]
     calls = ep.calls
-    first_blocks = block_validity(ep.turns[0].text, shown) if ep.turns else []
+    first_blocks = ep.turns[0].parsed.blocks if ep.turns else ()
+    # Errors outside any block: the reply was not text at all.
+    reasons += [
+        f"unreadable reply: {e}" for t in ep.turns for e in t.parsed.errors if not t.parsed.blocks
+    ]
     if blocks:
         bad = [b for b in blocks if b is not None]
         v["schema_validity"] = [len(blocks) - len(bad), len(blocks)]
@@ -138,6 +182,9 @@ def score_episode(ep: Episode, policy: Policy, suite: Suite | None = None) -> Ve
         reasons.append("prompt longer than the engine's context (raise --max-model-len)")
     ok = not reasons
     v["task_completion"] = [float(ok), 1]
+    if len(reasons) > MAX_REASONS:
+        reasons = [*reasons[: MAX_REASONS - 1], f"... and {len(reasons) - MAX_REASONS + 1} more"]
+    reasons = [clip(r) for r in reasons]
     return Verdict(ep.row_id, ep.sample, groups_of(ex.meta, exp.calls), ok, reasons, v, _detail(ep))
 
 
@@ -153,9 +200,8 @@ def _score_calls(
     if not gold:
         v["irrelevance_recall"] = [float(not blocks), 1]
         if blocks:
-            reasons.append(
-                f"called {', '.join(c.name for c in calls) or 'a tool'} where no call was expected"
-            )
+            names = ", ".join(clip(c.name, 40) for c in calls[:8]) or "a tool"
+            reasons.append(f"called {names} where no call was expected")
         return
     v["tool_selection"] = [float(names_match(gold, calls)), 1]
     errs = calls_errors(gold, calls, shown, ordered)
