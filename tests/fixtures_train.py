@@ -148,8 +148,10 @@ def make_dataset(
             path.write_text(
                 "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8"
             )
+    from toolsft.io import write_manifest
+
     manifest = {"seed": seed, "suite_hash": "fixture-suite-hash", "toolsft_version": "test"}
-    (root / "manifest.json").write_text(json.dumps(manifest), encoding="utf-8")
+    write_manifest(root, manifest)  # every file's sha256, as `toolsft gen` writes it
     return root
 
 

@@ -2,19 +2,23 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import pytest
 from click.testing import CliRunner
 from conftest import REPO, SHIPPED_SUITES
 
+from toolsft import __version__
 from toolsft.chat.parse import parse_assistant
 from toolsft.chat.template import render_messages
 from toolsft.cli.main import cli
 from toolsft.gen.pipeline import GenConfig, generate
 from toolsft.gen.writer import read_rows, write_dataset
+from toolsft.io import verify_dataset
 from toolsft.schema.suite import load_suite
 from toolsft.schema.validate import call_errors
 from toolsft.types import Example, ToolCall
@@ -216,3 +220,88 @@ def _strings(obj: object) -> list[str]:
     if isinstance(obj, list):
         return [s for v in obj for s in _strings(v)]
     return []
+
+
+# --- atomic datasets: manifest, refusal, --overwrite ------------------------------------------
+
+
+def _gen(out: Path, *extra: str, per_stage: int = 20) -> Any:
+    suite = str(REPO / "tool_schemas" / "commerce")
+    args = ["gen", "--suite", suite, "--out", str(out), "--per-stage", str(per_stage), *extra]
+    return CliRunner().invoke(cli, args)
+
+
+def _snapshot(folder: Path) -> dict[str, bytes]:
+    return {
+        p.relative_to(folder).as_posix(): p.read_bytes() for p in folder.rglob("*") if p.is_file()
+    }
+
+
+def _error_line(res: Any) -> str:
+    """The CLI's one-line user error; no traceback."""
+    assert res.exit_code == 2, res.output
+    assert "Traceback" not in res.output, res.output
+    lines = [line for line in res.output.splitlines() if line.startswith("Error: ")]
+    assert len(lines) == 1, res.output
+    return lines[0]
+
+
+def test_manifest_records_every_file_with_sha256_and_rows(generated) -> None:  # type: ignore[no-untyped-def]
+    suite, out, manifest = generated
+    on_disk = json.loads((out / "manifest.json").read_text())
+    assert on_disk == manifest
+    files = {p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file()}
+    assert set(manifest["files"]) == files - {"manifest.json"}
+    for rel, entry in manifest["files"].items():
+        assert entry["sha256"] == hashlib.sha256((out / rel).read_bytes()).hexdigest(), rel
+        assert entry["rows"] == len(read_rows(out / rel)), rel
+    assert manifest["seed"] == 3 and manifest["suite_hash"] == suite.hash
+    assert manifest["toolsft_version"] == __version__
+    assert {t["function"]["name"] for t in manifest["suite_tools"]} == set(suite.tools_by_name)
+    assert verify_dataset(out) == manifest
+
+
+def test_gen_refuses_a_non_empty_folder_and_keeps_it(tmp_path: Path) -> None:
+    out = tmp_path / "data"
+    assert _gen(out, "--seed", "1").exit_code == 0
+    before = _snapshot(out)
+    res = _gen(out, "--seed", "2")
+    line = _error_line(res)
+    assert str(out) in line and "not empty" in line and "--overwrite" in line
+    assert _snapshot(out) == before, "a refused gen changes nothing"
+    assert [p.name for p in tmp_path.iterdir()] == ["data"], "and leaves no partial folder"
+
+
+def test_overwrite_replaces_the_dataset_whole(tmp_path: Path) -> None:
+    out = tmp_path / "data"
+    assert _gen(out, "--seed", "1", "--format", "sharegpt").exit_code == 0
+    (out / "stage1" / "notes.txt").write_text("mine")
+    res = _gen(out, "--seed", "2", "--overwrite", "--stages", "1,2")
+    assert res.exit_code == 0, res.output
+    ref = tmp_path / "ref"
+    assert _gen(ref, "--seed", "2", "--stages", "1,2").exit_code == 0
+    assert _snapshot(out) == _snapshot(ref), "nothing of the first dataset is left"
+    assert not (out / "sharegpt").exists() and not (out / "stage3").exists()
+    assert verify_dataset(out)["seed"] == 2
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["data", "ref"]
+
+
+def test_overwrite_never_deletes_a_folder_gen_did_not_write(tmp_path: Path) -> None:
+    out = tmp_path / "work"
+    out.mkdir()
+    (out / "thesis.tex").write_text("months of work")
+    line = _error_line(_gen(out, "--overwrite"))
+    assert str(out) in line and "not a toolsft dataset" in line and "thesis.tex" in line
+    assert (out / "thesis.tex").read_text() == "months of work"
+    file = tmp_path / "file"
+    file.write_text("x")
+    line = _error_line(_gen(file))
+    assert str(file) in line and "not a file" in line
+
+
+def test_gen_into_an_empty_folder_and_a_new_one(tmp_path: Path) -> None:
+    (tmp_path / "empty").mkdir()
+    for out in (tmp_path / "empty", tmp_path / "new" / "nested"):
+        res = _gen(out, per_stage=5)
+        assert res.exit_code == 0, res.output
+        assert verify_dataset(out)["files"]["stage1/train.jsonl"]["rows"] == 5

@@ -9,7 +9,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from toolsft.types import LANGS
+from toolsft.types import LANGS, STAGES
 
 
 @click.command("gen")
@@ -24,7 +24,13 @@ from toolsft.types import LANGS
     "--out",
     required=True,
     type=click.Path(path_type=Path),
-    help="Output folder, e.g. datasets/commerce (stage1/ stage2/ stage3/ manifest.json).",
+    help="Output folder, e.g. datasets/commerce (stage1/ stage2/ stage3/ manifest.json). "
+    "Built beside it and swapped in whole at the end; must be new or empty unless --overwrite.",
+)
+@click.option(
+    "--overwrite",
+    is_flag=True,
+    help="Replace the dataset already in --out, whole (no file of it is kept).",
 )
 @click.option("--seed", default=0, show_default=True, help="Same suite + seed -> identical files.")
 @click.option(
@@ -78,9 +84,21 @@ from toolsft.types import LANGS
     help="JSONL is always written; hf adds save_to_disk folders, sharegpt adds "
     "LLaMA-Factory files with dataset_info.json.",
 )
+@click.option(
+    "--config",
+    "config_file",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="YAML whose `gen` section sets these options (per_stage, max_tools, group, show_all, "
+    "suite_order, entity_swap, lang, stages), e.g. configs/demo/cpu.yaml; options given on "
+    "the command line win.",
+)
+@click.pass_context
 def gen(
+    ctx: click.Context,
+    config_file: Path | None,
     suite_path: Path,
     out: Path,
+    overwrite: bool,
     seed: int,
     per_stage: int,
     lang: str,
@@ -100,10 +118,19 @@ def gen(
     Example: toolsft gen --suite tool_schemas/commerce --out datasets/commerce --seed 0
     """
     from toolsft.gen.pipeline import GenConfig, generate
-    from toolsft.gen.writer import write_dataset
-    from toolsft.schema.errors import SuiteError
+    from toolsft.gen.writer import DatasetWriter
     from toolsft.schema.suite import load_suite
 
+    if config_file is not None:
+        cfg = _config_section(ctx, config_file)
+        per_stage = cfg.get("per_stage", per_stage)
+        max_tools = cfg.get("max_tools", max_tools)
+        group = cfg.get("group", group)
+        show_all = cfg.get("show_all", show_all)
+        suite_order = cfg.get("suite_order", suite_order)
+        entity_swap = cfg.get("entity_swap", entity_swap)
+        lang = cfg.get("lang", lang)
+        stages = cfg.get("stages", stages)
     console = Console()
     langs = tuple(x.strip() for x in lang.split(",") if x.strip())
     bad = [x for x in langs if x not in LANGS]
@@ -117,6 +144,15 @@ def gen(
         raise click.BadParameter(
             f"{stages!r} is not a list like 1,2,3", param_hint="--stages"
         ) from exc
+    if not stage_t or any(s not in STAGES for s in stage_t):
+        raise click.BadParameter(
+            f"{stages!r}: stages are {', '.join(map(str, STAGES))}", param_hint="--stages"
+        )
+    stage_t = tuple(sorted(set(stage_t)))  # a stage named twice is generated once
+    if max_tools < 0:
+        raise click.BadParameter(
+            f"must be 0 (all) or more, got {max_tools}", param_hint="--max-tools"
+        )
     if per_stage < 1:
         raise click.BadParameter("must be at least 1", param_hint="--per-stage")
     if group < 1:
@@ -125,10 +161,7 @@ def gen(
         raise click.BadParameter(
             "needs --show-all (rows otherwise show a few tools each)", param_hint="--suite-order"
         )
-    try:
-        suite = load_suite(suite_path)
-    except SuiteError as exc:
-        raise click.ClickException(str(exc)) from exc
+    suite = load_suite(suite_path)
     cfg = GenConfig(
         seed=seed,
         per_stage=per_stage,
@@ -141,17 +174,22 @@ def gen(
         entity_swap=entity_swap,
     )
     total = sum(cfg.split_sizes().values()) * len(stage_t)
-    with Progress(
-        TextColumn("[bold]gen[/] {task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeRemainingColumn(),
-        console=console,
-        transient=True,
-    ) as bar:
-        task = bar.add_task(suite.name, total=total)
-        result = generate(suite, cfg, progress=lambda n: bar.advance(task, n))
-    manifest = write_dataset(out, result.rows, result.manifest(suite, cfg), fmt)
+    # The writer refuses a non-empty --out before any work, builds the dataset beside it and
+    # swaps it in only once manifest.json is written: a killed run leaves --out as it was.
+    with DatasetWriter(out, fmt, overwrite) as writer:
+        with Progress(
+            TextColumn("[bold]gen[/] {task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeRemainingColumn(),
+            console=console,
+            transient=True,
+        ) as bar:
+            task = bar.add_task(suite.name, total=total)
+            result = generate(
+                suite, cfg, progress=lambda n: bar.advance(task, n), on_split=writer.add
+            )
+        manifest = writer.commit(result.manifest(suite, cfg))
     console.print(summary_table(manifest))
     if manifest["rejections"]:
         rej = ", ".join(f"{k}: {v}" for k, v in manifest["rejections"].items())
@@ -159,7 +197,8 @@ def gen(
     ov = manifest["overlap"]
     console.print(f"train/test overlap: templates {ov['templates']}, values {ov['values']}")
     console.print(
-        f"[green]wrote[/] {out}/stage{{1,2,3}}/{{train,val,test}}.jsonl and {out}/manifest.json"
+        f"[green]wrote[/] {out}: {len(manifest['files'])} files, each with its sha256 in "
+        f"{out}/manifest.json"
     )
 
 
@@ -179,3 +218,47 @@ def summary_table(manifest: dict) -> Table:
                 kinds,
             )
     return table
+
+
+CONFIG_KEYS = {
+    "per_stage": int,
+    "max_tools": int,
+    "group": int,
+    "show_all": bool,
+    "suite_order": bool,
+    "entity_swap": float,
+    "lang": str,
+    "stages": str,
+}
+
+
+def _config_section(ctx: click.Context, file: Path) -> dict[str, object]:
+    """The `gen` section of a config file, less the options given on the command line."""
+    from toolsft.errors import ToolsftError
+    from toolsft.train.config import read_config_yaml
+
+    data = read_config_yaml(file)
+    section = data.get("gen", {}) if isinstance(data, dict) else None
+    if not isinstance(section, dict):
+        raise ToolsftError("must be a mapping of gen options", file=file, where="gen")
+    out: dict[str, object] = {}
+    for key, value in section.items():
+        kind = CONFIG_KEYS.get(key)
+        if kind is None:
+            raise ToolsftError(
+                f"unknown gen option (known: {', '.join(CONFIG_KEYS)})",
+                file=file,
+                where=f"gen.{key}",
+            )
+        if kind is float and isinstance(value, int) and not isinstance(value, bool):
+            value = float(value)
+        if kind is str and isinstance(value, list):
+            value = ",".join(map(str, value))
+        if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+            raise ToolsftError(
+                f"must be {kind.__name__}", file=file, where=f"gen.{key}", value=value
+            )
+        source = ctx.get_parameter_source(key)
+        if source is not click.core.ParameterSource.COMMANDLINE:
+            out[key] = value
+    return out

@@ -15,11 +15,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from toolsft.io import (
+    MANIFEST,
+    DataError,
+    find_manifest_root,
+    read_manifest,
+    sha256_file,
+    verify_dataset,
+)
 from toolsft.types import STAGES, Example
-
-
-class DataError(ValueError):
-    """Eval data that cannot be used; the message names the file, field and bad value."""
 
 
 @dataclass(frozen=True)
@@ -40,22 +44,28 @@ def load_eval_data(
     limit: int | None = None,
     seed: int = 0,
     suite_hash: str | None = None,
+    require_manifest: bool = True,
 ) -> EvalData:
-    """Rows of `split` for `stages`; `limit` rows per stage, a seeded sample (not the first n)."""
+    """Rows of `split` for `stages`; `limit` rows per stage, a seeded sample (not the first n).
+
+    The dataset is checked against its manifest.json before a row is read (every file's
+    sha256, no file missing or added); one without a manifest is refused unless
+    `require_manifest` is off. `path` may also be one data file of a dataset."""
     root = Path(path)
+    if not root.exists():
+        raise DataError("not found (run `toolsft gen` first)", file=root)
+    dataset = (find_manifest_root(root) or root.parent) if root.is_file() else root
+    manifest, manifest_hash = _manifest(dataset, suite_hash, require_manifest)
     if root.is_file():
         files = [root]
-        manifest_file = root.parent / "manifest.json"
     else:
         files = [root / f"stage{s}" / f"{split}.jsonl" for s in stages]
         files = [f for f in files if f.is_file()]
-        manifest_file = root / "manifest.json"
         if not files:
             raise DataError(
                 f"{root}: no stage*/{split}.jsonl for stages {list(stages)} "
                 "(run `toolsft gen` first)"
             )
-    manifest, manifest_hash = _manifest(manifest_file, suite_hash)
     examples: list[Example] = []
     for file in files:
         rows = read_rows(file)
@@ -70,13 +80,15 @@ def load_eval_data(
 
 def read_rows(file: Path) -> list[Example]:
     out: list[Example] = []
-    with open(file, encoding="utf-8") as fh:
-        for n, line in enumerate(fh, 1):
-            if not line.strip():
+    with open(file, "rb") as fh:
+        for n, raw in enumerate(fh, 1):
+            if not raw.strip():
                 continue
             try:
-                ex = Example.from_row(json.loads(line))
-            except (json.JSONDecodeError, KeyError, TypeError) as exc:
+                ex = Example.from_row(json.loads(raw.decode("utf-8")))
+            except UnicodeDecodeError as exc:
+                raise DataError(f"{file}:{n}: not UTF-8 text") from exc
+            except (ValueError, KeyError, TypeError, AttributeError, RecursionError) as exc:
                 raise DataError(
                     f"{file}:{n}: not a toolsft row ({exc.__class__.__name__}: {exc})"
                 ) from exc
@@ -93,19 +105,21 @@ def rows_hash(examples: Sequence[Example]) -> str:
     return h.hexdigest()
 
 
-def _manifest(file: Path, suite_hash: str | None) -> tuple[dict[str, Any], str | None]:
-    if not file.is_file():
+def _manifest(
+    folder: Path, suite_hash: str | None, required: bool
+) -> tuple[dict[str, Any], str | None]:
+    file = folder / MANIFEST
+    if not file.exists() and not file.is_symlink():
+        verify_dataset(folder, required)  # refuses, naming the folder, when required
         return {}, None
-    raw = file.read_bytes()
-    try:
-        manifest = json.loads(raw)
-    except json.JSONDecodeError as exc:
-        raise DataError(f"{file}: not JSON ({exc.msg} at line {exc.lineno})") from exc
+    manifest = read_manifest(file)
+    # The suite comes first: data from another version of the suite is the likelier mistake.
     got = manifest.get("suite_hash")
     if suite_hash and got and got != suite_hash:
         raise DataError(
-            f"{file}: field suite_hash = {got[:12]}… but the suite's hash is "
+            f"{file}: field suite_hash = {str(got)[:12]}… but the suite's hash is "
             f"{suite_hash[:12]}…: the data was generated from another version of the "
             "suite; run `toolsft gen` again"
         )
-    return manifest, hashlib.sha256(raw).hexdigest()
+    verify_dataset(folder)
+    return manifest, sha256_file(file)

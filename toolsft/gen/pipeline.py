@@ -97,6 +97,9 @@ class GenResult:
             "suite_hash": suite.hash,
             "seed": cfg.seed,
             "toolsft_version": __version__,
+            # The suite's tools as the rows show them: `train` validates every label against
+            # them without needing the suite folder.
+            "suite_tools": [t.to_openai() for t in suite.tools],
             "config": {k: list(v) if isinstance(v, tuple) else v for k, v in vars(cfg).items()},
             "counts": counts,
             "rejections": dict(sorted(self.rejections.items())),
@@ -108,8 +111,13 @@ class GenResult:
 
 
 def generate(
-    suite: Suite, cfg: GenConfig, progress: Callable[[int], None] | None = None
+    suite: Suite,
+    cfg: GenConfig,
+    progress: Callable[[int], None] | None = None,
+    on_split: Callable[[int, str, list[Example]], None] | None = None,
 ) -> GenResult:
+    """Every stage and split of `cfg`. `on_split(stage, split, rows)` receives each split as
+    soon as it is complete (the writer writes it then)."""
     result = GenResult()
     scfg = StageConfig(cfg.max_tools, cfg.noise, cfg.paraphrase, cfg.context)
     lo, hi = _date_range(suite)
@@ -122,6 +130,8 @@ def generate(
                     rows.append(ex)
                 if progress:
                     progress(1)
+            if on_split:
+                on_split(stage, split, rows)
     return result
 
 

@@ -1,36 +1,37 @@
-"""Write generated rows: JSONL always, plus Hugging Face or ShareGPT (LLaMA-Factory) exports.
+"""Write a generated dataset: JSONL always, plus Hugging Face or ShareGPT (LLaMA-Factory) exports.
 
-Every file is written to a temporary name in its folder and renamed into place, so a crash
-never leaves a partial file behind.
+The dataset is built in a hidden folder beside the target and swapped in whole at the end, with
+`manifest.json` (every file's sha256 and row count) written last. A run killed at any point
+leaves the target as it was: absent, or the complete previous dataset.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
-import os
-import tempfile
+import logging
+import re
+import shutil
 from collections.abc import Iterable, Mapping
 from pathlib import Path
+from types import TracebackType
 from typing import Any
 
 from toolsft.fastjson import row_of
+from toolsft.io import (
+    MANIFEST,
+    DataError,
+    atomic_write,
+    clear_dead_partials,
+    partial_dir,
+    swap_dir,
+    write_manifest,
+)
 from toolsft.types import Example, dumps
 
+logger = logging.getLogger(__name__)
+
 FORMATS = ("jsonl", "hf", "sharegpt")
-
-
-def atomic_write(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as fh:
-            fh.write(text)
-        os.chmod(tmp, 0o644)  # mkstemp makes 0600; outputs are meant to be shared
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+_DATASET_ENTRY = re.compile(r"stage\d+|sharegpt|manifest\.json")
 
 
 def jsonl(rows: Iterable[Mapping[str, Any]]) -> str:
@@ -38,28 +39,114 @@ def jsonl(rows: Iterable[Mapping[str, Any]]) -> str:
     return "".join(dumps(r) + "\n" for r in rows)
 
 
+def check_target(out: Path, overwrite: bool, shown: Path | None = None) -> None:
+    """Refuse an output path that gen must not fill: a file, a non-empty folder without
+    `overwrite`, and (even with it) a non-empty folder that is not a dataset, which replacing
+    whole would delete. Messages name `shown` (the path as the user gave it), else `out`."""
+    name = out if shown is None else shown
+    if out.exists() and not out.is_dir():
+        raise DataError("--out must be a folder, not a file", file=name)
+    if not out.is_dir():
+        return
+    entries = sorted(p.name for p in out.iterdir())
+    if not entries:
+        return
+    if not overwrite:
+        raise DataError(
+            "output folder is not empty; pass --overwrite to replace it whole, or choose "
+            "another --out",
+            file=name,
+        )
+    if MANIFEST not in entries and not all(_DATASET_ENTRY.fullmatch(e) for e in entries):
+        raise DataError(
+            "not a toolsft dataset (no manifest.json), so --overwrite will not delete it; "
+            "remove it yourself or choose another --out",
+            file=name,
+            value=entries[0] if len(entries) == 1 else entries[:3],
+        )
+
+
+class DatasetWriter:
+    """Collects a dataset's files in a hidden folder beside `out`; `commit` swaps it in.
+
+    Use as a context manager: leaving it without `commit` (an error, Ctrl-C) removes the
+    partial folder and leaves `out` untouched.
+    """
+
+    def __init__(self, out: Path, fmt: str = "jsonl", overwrite: bool = False) -> None:
+        if fmt not in FORMATS:
+            raise DataError(
+                f"unknown format (one of {', '.join(FORMATS)})", where="--format", value=fmt
+            )
+        self.out = Path(out)
+        # Absolute, links followed: the partial folder goes beside the real target (`--out .`
+        # included) and the swap renames the folder a symlinked --out points to.
+        self.target = self.out.resolve()
+        self.fmt = fmt
+        self.overwrite = overwrite
+        self.rows: dict[tuple[int, str], list[Example]] = {}
+        self.counts: dict[str, int] = {}
+        self.tmp: Path | None = None
+
+    def __enter__(self) -> DatasetWriter:
+        check_target(self.target, self.overwrite, self.out)
+        for path in clear_dead_partials(self.target):
+            logger.info("removed %s, left by a run that was killed", path)
+        self.tmp = partial_dir(self.target)
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if self.tmp is not None:
+            shutil.rmtree(self.tmp, ignore_errors=True)
+            self.tmp = None
+
+    def add(self, stage: int, split: str, examples: list[Example]) -> None:
+        """Write `stage<N>/<split>.jsonl` now; the rows are kept for the exports of `commit`."""
+        assert self.tmp is not None, "DatasetWriter.add outside `with`"
+        rel = f"stage{stage}/{split}.jsonl"
+        atomic_write(self.tmp / rel, jsonl(row_of(e) for e in examples))
+        self.rows[(stage, split)] = examples
+        self.counts[rel] = len(examples)
+
+    def commit(self, manifest: Mapping[str, Any]) -> dict[str, Any]:
+        """Write the exports, then manifest.json, then swap the folder in; returns the manifest."""
+        assert self.tmp is not None, "DatasetWriter.commit outside `with`"
+        if self.fmt == "sharegpt":
+            self.counts.update(write_sharegpt(self.tmp, self.rows))
+        if self.fmt == "hf":
+            write_hf(self.tmp, self.rows)
+        written = write_manifest(self.tmp, {**manifest, "format": self.fmt}, self.counts)
+        # Checked again: another run may have filled the target while this one generated.
+        check_target(self.target, self.overwrite, self.out)
+        try:
+            swap_dir(self.tmp, self.target, replace=self.overwrite)
+        except OSError as exc:
+            raise DataError(
+                f"another run wrote this folder while gen was running ({exc.strerror})",
+                file=self.out,
+            ) from exc
+        self.tmp = None
+        return written
+
+
 def write_dataset(
     out: Path,
     rows: Mapping[tuple[int, str], list[Example]],
     manifest: dict[str, Any],
     fmt: str = "jsonl",
+    overwrite: bool = False,
 ) -> dict[str, Any]:
-    """Write `stage<N>/<split>.jsonl` (+ the chosen export) and `manifest.json`."""
-    if fmt not in FORMATS:
-        raise ValueError(f"--format: unknown format {fmt!r} (one of {', '.join(FORMATS)})")
-    files: dict[str, str] = {}
-    for (stage, split), examples in sorted(rows.items()):
-        text = jsonl(row_of(e) for e in examples)
-        rel = f"stage{stage}/{split}.jsonl"
-        atomic_write(out / rel, text)
-        files[rel] = hashlib.sha256(text.encode()).hexdigest()
-    if fmt == "sharegpt":
-        files.update(write_sharegpt(out, rows))
-    manifest = {**manifest, "format": fmt, "files": files}
-    atomic_write(out / "manifest.json", json.dumps(manifest, ensure_ascii=False, indent=2) + "\n")
-    if fmt == "hf":
-        write_hf(out, rows)
-    return manifest
+    """Write `stage<N>/<split>.jsonl` (+ the chosen export) and `manifest.json` into `out`,
+    atomically as a whole; refuses a non-empty `out` unless `overwrite`."""
+    with DatasetWriter(out, fmt, overwrite) as writer:
+        for (stage, split), examples in sorted(rows.items()):
+            writer.add(stage, split, examples)
+        return writer.commit(manifest)
 
 
 def write_hf(out: Path, rows: Mapping[tuple[int, str], list[Example]]) -> None:
@@ -104,15 +191,16 @@ def to_sharegpt(ex: Example) -> dict[str, Any]:
     return {"conversations": conv, "system": system, "tools": tools}
 
 
-def write_sharegpt(out: Path, rows: Mapping[tuple[int, str], list[Example]]) -> dict[str, str]:
+def write_sharegpt(out: Path, rows: Mapping[tuple[int, str], list[Example]]) -> dict[str, int]:
+    """LLaMA-Factory files plus their dataset_info.json; returns each file's row count."""
     info: dict[str, Any] = {}
-    files: dict[str, str] = {}
+    files: dict[str, int] = {}
     for (stage, split), examples in sorted(rows.items()):
         name = f"toolsft_stage{stage}_{split}"
         rel = f"sharegpt/{name}.json"
         text = json.dumps([to_sharegpt(e) for e in examples], ensure_ascii=False, indent=1) + "\n"
         atomic_write(out / rel, text)
-        files[rel] = hashlib.sha256(text.encode()).hexdigest()
+        files[rel] = len(examples)
         info[name] = {
             "file_name": f"{name}.json",
             "formatting": "sharegpt",
@@ -131,6 +219,6 @@ def read_rows(path: Path) -> list[Example]:
                 continue
             try:
                 out.append(Example.from_row(json.loads(line)))
-            except (json.JSONDecodeError, KeyError, TypeError) as exc:
-                raise ValueError(f"{path}:{n}: not a toolsft row ({exc})") from exc
+            except (json.JSONDecodeError, KeyError, TypeError, AttributeError) as exc:
+                raise DataError(f"not a toolsft row ({exc})", file=path, where=n) from exc
     return out

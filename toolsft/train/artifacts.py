@@ -14,12 +14,12 @@ import json
 import os
 import platform
 import shutil
-import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import toolsft
+from toolsft.io import atomic_write, sha256_text
 from toolsft.train.curriculum import RUN_JSON, WEIGHT_FILES, StagePlan, read_run, weights_dir
 
 
@@ -36,20 +36,11 @@ def share_files(folder: Path) -> None:
 
 def write_json(path: Path, obj: Any) -> None:
     """Atomic: write a temp file beside the target, then rename over it."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        json.dump(obj, f, indent=2, ensure_ascii=False, default=str)
-        f.write("\n")
-    os.replace(tmp, path)
+    atomic_write(path, json.dumps(obj, indent=2, ensure_ascii=False, default=str) + "\n")
 
 
 def write_text(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        f.write(text)
-    os.replace(tmp, path)
+    atomic_write(path, text)
 
 
 def save_weights(trainer: Any, tokenizer: Any, serve_template: str, target: Path) -> None:
@@ -80,8 +71,7 @@ def save_weights(trainer: Any, tokenizer: Any, serve_template: str, target: Path
     trainer.accelerator.wait_for_everyone()
 
 
-def text_sha256(text: str) -> str:
-    return hashlib.sha256(text.encode()).hexdigest()
+text_sha256 = sha256_text
 
 
 def weights_sha256(folder: Path) -> str:

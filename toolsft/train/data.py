@@ -1,5 +1,8 @@
 """Stage data: read JSONL rows, mix in replay, render and tokenize them ourselves.
 
+`check_dataset` runs first: the manifest's hashes, then every row validated (`labels`), so
+training never starts on a changed, half-written or invalid dataset.
+
 We tokenize before handing rows to TRL instead of letting `SFTTrainer` do it, because rows
 through Arrow get their heterogeneous tool schemas and message keys null-filled (a `tools`
 string is fine, but a decoded one is not). `SFTTrainer` accepts a pre-tokenized dataset with
@@ -8,7 +11,6 @@ string is fine, but a decoded one is not). `SFTTrainer` accepts a pre-tokenized 
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import random
@@ -17,13 +19,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from toolsft.io import MANIFEST, DataError, sha256_file, sha256_text, verify_dataset
+from toolsft.train.labels import check_labels, suite_tools
 from toolsft.train.weights import plain_weights, row_weights
 
 logger = logging.getLogger(__name__)
-
-
-class DataError(ValueError):
-    """Bad or missing stage data; the message names the file, line and field."""
 
 
 @dataclass(frozen=True)
@@ -68,25 +68,58 @@ def stage_file(data: Path, stage: int, split: str) -> Path:
     return Path(data) / f"stage{stage}" / f"{split}.jsonl"
 
 
-def read_rows(path: Path, stage: int, required: bool = True) -> list[Row]:
-    """Rows of one JSONL file; `tools`/`meta` JSON strings decoded, Arrow's nulls undone."""
+def check_dataset(
+    data: Path, stages: Sequence[int], require_manifest: bool = True
+) -> dict[str, Any] | None:
+    """What `train` checks before anything loads: the manifest's hashes (a changed, missing or
+    extra file is refused), then every row that stages up to max(`stages`) train on, their own
+    and the replayed ones, train and val, validated against the suite's tools. The first
+    invalid row is named. Returns the manifest (None: none, and `require_manifest` is off)."""
+    data = Path(data)
+    manifest = verify_dataset(data, require_manifest)
+    suite = suite_tools(manifest, data / MANIFEST) if manifest else None
+    for s in range(1, max(stages) + 1):
+        read_rows(stage_file(data, s, "train"), s, suite=suite)
+        read_rows(stage_file(data, s, "val"), s, required=False, suite=suite)
+    return manifest
+
+
+def read_rows(
+    path: Path, stage: int, required: bool = True, suite: Mapping[str, Any] | None = None
+) -> list[Row]:
+    """Rows of one JSONL file; `tools`/`meta` JSON strings decoded, Arrow's nulls undone.
+
+    Every row is validated: its labels (assistant turns) must render and parse back unchanged
+    and their calls validate against the tools the row shows; with `suite` (name ->
+    parameters), those tools must also be the suite's own. The first bad row is an error
+    naming file:line: field (value)."""
     if not path.is_file():
         if required:
-            raise DataError(f"{path}: not found (expected rows from `toolsft gen`)")
+            raise DataError("not found (expected rows from `toolsft gen`)", file=path)
         return []
     rows = []
-    with open(path, encoding="utf-8") as f:
+    with open(path, encoding="utf-8", errors="surrogateescape") as f:
         for n, line in enumerate(f, 1):
             if line.strip():
-                rows.append(_parse_line(line, f"{path}:{n}", stage))
+                row = _parse_line(line, f"{path}:{n}", stage)
+                check_labels(row.source, row.messages, row.tools, suite)
+                rows.append(row)
     return rows
 
 
 def _parse_line(line: str, where: str, stage: int) -> Row:
     try:
         obj = json.loads(line)
+        # Invalid UTF-8 (read as surrogate escapes) or a lone surrogate escaped in the JSON
+        # cannot be tokenized: refuse the row here rather than crash mid-training.
+        json.dumps(obj, ensure_ascii=False).encode("utf-8")
     except json.JSONDecodeError as exc:
         raise DataError(f"{where}: invalid JSON: {exc}") from exc
+    except UnicodeEncodeError as exc:
+        bad = exc.object[exc.start : exc.end]
+        raise DataError(f"{where}: not valid UTF-8 text ({bad!r})") from exc
+    except RecursionError as exc:
+        raise DataError(f"{where}: JSON nested too deeply") from exc
     if not isinstance(obj, dict) or not isinstance(obj.get("messages"), list):
         raise DataError(f"{where}: field 'messages' must be a list of chat messages")
     tools = _json_field(obj.get("tools", "[]"), where, "tools", list)
@@ -126,6 +159,8 @@ def _clean_message(msg: Any, where: str) -> dict[str, Any]:
     out = {k: v for k, v in msg.items() if v is not None}
     out.setdefault("content", "")
     if out.get("tool_calls"):
+        if not isinstance(out["tool_calls"], list):
+            raise DataError(f"{where}.tool_calls: not a list ({out['tool_calls']!r:.80})")
         out["tool_calls"] = [
             _decode_call(c, f"{where}.tool_calls[{i}]") for i, c in enumerate(out["tool_calls"])
         ]
@@ -134,8 +169,11 @@ def _clean_message(msg: Any, where: str) -> dict[str, Any]:
     return out
 
 
-def _decode_call(call: Mapping[str, Any], where: str) -> dict[str, Any]:
-    fn = dict(call.get("function") or {})
+def _decode_call(call: Any, where: str) -> dict[str, Any]:
+    fn = call.get("function") if isinstance(call, Mapping) else None
+    if not isinstance(fn, Mapping):
+        raise DataError(f"{where}.function: missing or not an object ({call!r:.80})")
+    fn = dict(fn)
     if not isinstance(fn.get("name"), str):
         raise DataError(f"{where}.function.name: missing or not a string")
     args = fn.get("arguments", {})
@@ -316,8 +354,7 @@ def render_row(tokenizer: Any, row: Row, template: str) -> str:
     )
 
 
-def file_sha256(path: Path) -> str:
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+file_sha256 = sha256_file  # lineage hashes of the stage files (toolsft.train.runner)
 
 
 def manifest_hash(data: Path) -> dict[str, Any]:
@@ -333,6 +370,6 @@ def manifest_hash(data: Path) -> dict[str, Any]:
         suite_hash = None
     return {
         "manifest": str(path),
-        "manifest_sha256": hashlib.sha256(text.encode()).hexdigest(),
+        "manifest_sha256": sha256_text(text),
         "suite_hash": suite_hash,
     }
