@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import json
+import socket
+import time
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from fake_openai import FakeOpenAI, Reply, sse
 
 from toolsft.chat.parse import parse_assistant
 from toolsft.engines import EngineError, make_engine
-from toolsft.engines.base import Decoding, Request
+from toolsft.engines.base import TOO_LONG, Decoding, Request
 from toolsft.engines.constrain import (
     MAX_FREE_STRING,
     closed_schema,
@@ -198,6 +201,191 @@ def test_openai_engine_errors_name_the_server() -> None:
     )
     with pytest.raises(EngineError, match="http://server/v1/chat/completions answered 404"):
         eng.generate([Request([{"role": "user", "content": "x"}])], Decoding())
+
+
+# --- openai against a real (local) HTTP server --------------------------------------------------
+
+USER = [Request([{"role": "user", "content": "hi"}], TOOLS, "k")]
+
+
+def _engine(url: str, **kw: Any) -> Any:
+    opts = {"retries": 2, "backoff_s": 0.01, "timeout_s": 2.0, **kw}
+    return make_engine("openai", base_url=url, model="m", **opts)
+
+
+def test_openai_retries_503_then_succeeds() -> None:
+    def answer(n: int, body: dict[str, Any]) -> Reply:
+        return Reply(503, b"busy", "text/plain") if n < 2 else Reply(body=sse("Hello"))
+
+    with FakeOpenAI(answer) as server:
+        gens = _engine(server.url).generate(USER, Decoding())
+    assert server.calls == 3 and gens[0].text == "Hello"
+    assert gens[0].output_tokens == 3 and gens[0].finish_reason == "stop"
+
+
+def test_openai_honours_retry_after_on_429() -> None:
+    def answer(n: int, body: dict[str, Any]) -> Reply:
+        if n == 0:
+            return Reply(429, b"slow down", "text/plain", {"retry-after": "0.2"})
+        return Reply(body=sse("ok"))
+
+    with FakeOpenAI(answer) as server:
+        t0 = time.monotonic()
+        gens = _engine(server.url).generate(USER, Decoding())
+    assert gens[0].text == "ok" and server.calls == 2 and time.monotonic() - t0 >= 0.2
+
+
+def test_openai_gives_up_after_bounded_retries() -> None:
+    bad = Reply(502, b"bad gateway", "text/plain")
+    with (
+        FakeOpenAI(lambda n, b: bad) as server,
+        pytest.raises(EngineError, match=r"answered 502: bad gateway \(gave up after 3"),
+    ):
+        _engine(server.url).generate(USER, Decoding())
+    assert server.calls == 3
+
+
+def test_openai_does_not_retry_a_404() -> None:
+    missing = Reply(404, b'{"detail": "Not Found"}', "application/json")
+    with (
+        FakeOpenAI(lambda n, b: missing) as s,
+        pytest.raises(EngineError, match="answered 404.*ends in /v1"),
+    ):
+        _engine(s.url).generate(USER, Decoding())
+    assert s.calls == 1
+
+
+@pytest.mark.parametrize(
+    ("reply", "said"),
+    [
+        (Reply(body=b"<html><body>Welcome to nginx</body></html>", ctype="text/html"), "HTML"),
+        (Reply(body=b'{"status": "ok"}', ctype="application/json"), "no choices"),
+        (Reply(body=b"[1, 2]", ctype="application/json"), "not a chat completion"),
+        (Reply(body=b"{oops", ctype="application/json"), "not JSON"),
+        (Reply(body=b"hello world\nsecond line\n", ctype="text/plain"), "not server-sent"),
+        (Reply(body=b"data: {broken\n\n"), "stream event that is not JSON"),
+        (Reply(body=b'data: {"id": "x", "object": "chunk"}\n\n'), "without choices"),
+        (Reply(body=b'data: {"choices": 5}\n\n'), "choices is a int"),
+        (Reply(body=b'data: {"choices": [{"delta": {"content": 7}}]}\n\n'), "content is a int"),
+        (Reply(body=b"data: [DONE]\n\n"), "empty stream"),
+        (Reply(body=b""), "empty stream"),
+        (Reply(body=b'data: {"error": {"message": "engine died"}}\n\n'), "engine died"),
+    ],
+)
+def test_openai_refuses_what_is_not_the_api(reply: Reply, said: str) -> None:
+    with (
+        FakeOpenAI(lambda n, b: reply) as server,
+        pytest.raises(EngineError, match="did not answer as the OpenAI API") as err,
+    ):
+        _engine(server.url).generate(USER, Decoding())
+    assert said in str(err.value) and "\n" not in str(err.value)
+    assert server.calls == 1  # a server that speaks another protocol is not retried
+
+
+def test_openai_reads_a_whole_completion_when_the_server_does_not_stream() -> None:
+    doc = {
+        "choices": [
+            {
+                "message": {
+                    "content": None,
+                    "tool_calls": [{"function": {"name": "ping", "arguments": "{}"}}],
+                },
+                "finish_reason": "tool_calls",
+            }
+        ],
+        "usage": {"prompt_tokens": 9, "completion_tokens": 4},
+    }
+    with FakeOpenAI(
+        lambda n, b: Reply(body=json.dumps(doc).encode(), ctype="application/json")
+    ) as s:
+        gen = _engine(s.url).generate(USER, Decoding())[0]
+    assert parse_assistant(gen.text).calls[0].name == "ping"
+    assert (gen.prompt_tokens, gen.output_tokens, gen.finish_reason) == (9, 4, "tool_calls")
+
+
+def test_openai_reads_crlf_streams_and_raw_line_separators_in_json() -> None:
+    chunk = '{"choices": [{"delta": {"content": "a\u2028b\u0085c"}, "finish_reason": "stop"}]}'
+    body = f"data: {chunk}\r\n\r\ndata: [DONE]\r\n\r\n".encode()
+    with FakeOpenAI(lambda n, b: Reply(body=body, ctype="text/event-stream; charset=utf-8")) as s:
+        gen = _engine(s.url).generate(USER, Decoding())[0]
+    assert gen.text == "a\u2028b\u0085c" and gen.finish_reason == "stop"
+
+
+def test_openai_times_out_a_hanging_server() -> None:
+    with FakeOpenAI(lambda n, b: Reply(hang=True)) as server:
+        t0 = time.monotonic()
+        with pytest.raises(EngineError, match=r"no answer within 0.3 s.*gave up after 2 attempts"):
+            _engine(server.url, timeout_s=0.3, retries=1).generate(USER, Decoding())
+        assert time.monotonic() - t0 < 3
+    assert server.calls == 2
+
+
+def test_openai_deadline_bounds_the_whole_run() -> None:
+    with FakeOpenAI(lambda n, b: Reply(hang=True)) as server:
+        eng = _engine(server.url, timeout_s=30, retries=5, deadline_s=0.4)
+        t0 = time.monotonic()
+        with pytest.raises(EngineError, match=r"--deadline of 0.4 s passed"):
+            eng.generate(USER, Decoding())
+        assert time.monotonic() - t0 < 3
+
+
+def test_openai_connection_refused_is_retried_then_one_line() -> None:
+    with socket.socket() as sock:  # a port nobody listens on: bound, then closed
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    with pytest.raises(EngineError, match=r"ConnectError.*gave up after 3 attempts") as err:
+        _engine(f"http://127.0.0.1:{port}/v1").generate(USER, Decoding())
+    assert "\n" not in str(err.value)
+
+
+def test_openai_context_overflow_is_a_too_long_row_not_a_dead_run() -> None:
+    msg = b'{"message": "This model\'s maximum context length is 2048 tokens."}'
+    with FakeOpenAI(lambda n, b: Reply(400, msg, "application/json")) as server:
+        gens = _engine(server.url).generate(USER, Decoding())
+    assert gens[0].finish_reason == TOO_LONG and gens[0].text == ""
+
+
+def test_openai_streams_each_result_as_it_finishes() -> None:
+    def answer(n: int, body: dict[str, Any]) -> Reply:
+        slow = body["messages"][-1]["content"] == "slow"
+        return Reply(body=sse(body["messages"][-1]["content"]), delay=0.5 if slow else 0)
+
+    reqs = [Request([{"role": "user", "content": c}], (), c) for c in ("slow", "fast")]
+    with FakeOpenAI(answer) as server:
+        order = [i for i, _ in _engine(server.url, concurrency=2).generate_each(reqs, Decoding())]
+    assert order == [1, 0]
+
+
+def test_openai_bad_settings_are_user_errors() -> None:
+    with pytest.raises(EngineError, match="--base-url must be an http"):
+        make_engine("openai", base_url="localhost:8000", model="m")
+    with pytest.raises(EngineError, match="--timeout must be a positive"):
+        make_engine("openai", base_url="http://127.0.0.1:1/v1", model="m", timeout_s=0)
+
+
+def test_eval_cli_against_an_html_server_is_one_line_exit_2(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from toolsft.cli.main import cli
+    from toolsft.eval.testing import DEFAULT_SUITE, make_dataset
+
+    data = make_dataset(tmp_path / "data", per_stage=10)
+    page = b"<!doctype html><html><head><title>Login</title></head><body>..</body></html>"
+    with FakeOpenAI(lambda n, b: Reply(body=page, ctype="text/html; charset=utf-8")) as server:
+        res = CliRunner().invoke(
+            cli,
+            [
+                "eval",
+                *("--suite", str(DEFAULT_SUITE), "--data", str(data), "--engine", "openai"),
+                *("--base-url", server.url, "--model", "m", "--out", str(tmp_path / "o")),
+                *("--retries", "0", "--timeout", "5"),
+            ],
+        )
+    assert res.exit_code == 2, res.output
+    lines = [x for x in res.output.splitlines() if x.strip()]
+    assert lines[-1].startswith("Error: ") and "HTML" in lines[-1] and server.url in lines[-1]
+    assert "Traceback" not in res.output
+    assert not (tmp_path / "o" / "results.json").exists()
 
 
 # --- replay ------------------------------------------------------------------------------------

@@ -47,10 +47,29 @@ def test_each_job_gets_its_own_results(
     second = json.loads((tmp_path / "b" / "results.json").read_text())
     assert first["run"]["name"] == "first" and second["run"]["name"] == "tiny-random"
     assert first["perf"]["requests"] == second["perf"]["requests"] > 0
+    for folder, res in ((tmp_path / "a", first), (tmp_path / "b", second)):
+        # each job keeps its predictions as it makes them, ready for --resume
+        lines = (folder / "predictions.jsonl").read_text().splitlines()
+        assert len(lines) == res["perf"]["requests"] and (folder / "resume.json").is_file()
 
 
-def test_a_bad_jobs_file_names_the_field(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("content", "where"),
+    [
+        ([{"model": "tiny-random"}], "jobs.json:[0].out: must be a string (None)"),
+        ([{"model": "m", "out": "o"}, 3], "jobs.json:[1]: a job is a JSON object (3)"),
+        ([{"model": "m", "out": "o", "name": 5}], "jobs.json:[0].name: must be a string (5)"),
+        (
+            [{"model": "m", "out": "o", "constrained": "yes"}],
+            "jobs.json:[0].constrained: must be a boolean ('yes')",
+        ),
+        ([], "jobs.json: must be a non-empty JSON list ([])"),
+        ("{oops", "jobs.json: the --jobs file is not JSON"),
+    ],
+)
+def test_a_bad_jobs_file_names_the_field(tmp_path: Path, content: object, where: str) -> None:
     jobs = tmp_path / "jobs.json"
-    jobs.write_text(json.dumps([{"model": "tiny-random"}]))
+    jobs.write_text(content if isinstance(content, str) else json.dumps(content))
     res = _eval(jobs, tmp_path)
-    assert res.exit_code != 0 and "jobs.json: [0].out must be a string" in res.output
+    assert res.exit_code == 2 and where in res.output, res.output
+    assert "Traceback" not in res.output

@@ -55,8 +55,11 @@ def build_engine(
             model=model,
             api_key=os.environ.get("OPENAI_API_KEY"),
             concurrency=opts["concurrency"],
+            timeout_s=opts["timeout"],
+            retries=opts["retries"],
+            deadline_s=opts["deadline"],
         ), {"name": model}
-    from toolsft.models import ModelError, model_identity, resolve_model
+    from toolsft.models import model_identity, resolve_model
 
     if adapter is not None and not (adapter / "adapter_config.json").is_file():
         if not (adapter / "config.json").is_file():
@@ -66,10 +69,7 @@ def build_engine(
                 param_hint="--adapter",
             )
         model, adapter = str(adapter), None  # a full fine-tune's stage folder is a model
-    try:
-        resolved = resolve_model(model, toolsft_home())
-    except ModelError as exc:
-        raise click.ClickException(str(exc)) from exc
+    resolved = resolve_model(model, toolsft_home())
     ident = model_identity(resolved)
     if adapter is not None:
         from toolsft.models import weights_sha256
@@ -128,6 +128,30 @@ def build_engine(
 @click.option("--base-url", help="openai: server URL, e.g. http://localhost:8000/v1.")
 @click.option("--concurrency", default=8, show_default=True, help="openai: requests in flight.")
 @click.option(
+    "--timeout",
+    default=120.0,
+    show_default=True,
+    help="openai: seconds one request may take; past it, it is retried.",
+)
+@click.option(
+    "--retries",
+    default=4,
+    show_default=True,
+    help="openai: retries of a transient failure (refused, 429, 5xx, timeout), backing off.",
+)
+@click.option(
+    "--deadline",
+    type=float,
+    help="Seconds the whole evaluation may take; past it the run stops, keeping its "
+    "predictions for --resume.",
+)
+@click.option(
+    "--resume",
+    is_flag=True,
+    help="Continue the interrupted run in --out: keep its predictions.jsonl, make only the "
+    "missing ones (refused if the suite, data, model or options differ).",
+)
+@click.option(
     "--constrained/--free",
     default=False,
     show_default=True,
@@ -168,6 +192,11 @@ def build_engine(
     help="JSON list of {model, out, name?, constrained?}: score each model in turn with one "
     "engine (vLLM reloads same-architecture weights in place instead of restarting).",
 )
+@click.option(
+    "--no-manifest",
+    is_flag=True,
+    help="Use a dataset without manifest.json (not from `toolsft gen`): its files go unverified.",
+)
 @click.option("--quiet", is_flag=True, help="Only the headline table.")
 def eval_cmd(**o: Any) -> None:
     """Run a model through test episodes and score every part of the job.
@@ -179,7 +208,7 @@ def eval_cmd(**o: Any) -> None:
     Example: toolsft eval --suite tool_schemas/commerce --model smollm2-135m
     --adapter runs/demo/stage3 --out reports/stage3
     """
-    from toolsft.engines import Decoding, EngineError, default_engine
+    from toolsft.engines import Decoding, default_engine
 
     console = Console()
     engine_name = o["engine"] or default_engine()
@@ -195,20 +224,16 @@ def eval_cmd(**o: Any) -> None:
     )
     if o["samples"] > 1 and o["temperature"] == 0:
         console.print("[yellow]--samples > 1 with --temperature 0: greedy samples are identical")
-    try:
-        if o["bfcl_dir"]:
-            _run_bfcl(console, engine_name, decoding, o)
-        else:
-            _run_suite(console, engine_name, decoding, o)
-    except EngineError as exc:
-        raise click.ClickException(str(exc)) from exc
+    if o["bfcl_dir"]:
+        _run_bfcl(console, engine_name, decoding, o)
+    else:
+        _run_suite(console, engine_name, decoding, o)
 
 
 def _run_suite(console: Console, engine_name: str, decoding: Any, o: dict[str, Any]) -> None:
-    from toolsft.eval.data import DataError, load_eval_data
+    from toolsft.eval.data import load_eval_data
     from toolsft.eval.results import write_run
     from toolsft.eval.runner import EvalConfig, evaluate
-    from toolsft.schema.errors import SuiteError
 
     if not o["suite_path"]:
         raise click.UsageError("--suite is required (or --bfcl with --category)")
@@ -225,90 +250,45 @@ def _run_suite(console: Console, engine_name: str, decoding: Any, o: dict[str, A
         max_turns=o["max_turns"],
         decoding=decoding,
         name=name,
+        require_manifest=not o["no_manifest"],
     )
     if o["jobs"] and (engine_name not in ("vllm", "hf") or o["adapter"]):
         raise click.UsageError("--jobs scores local models: --engine vllm or hf, no --adapter")
+    if o["jobs"]:
+        from toolsft.cli.eval_jobs import run_jobs
+
+        run_jobs(console, engine_name, decoding, o, cfg_kw)
+        return
+    examples = None
+    if engine_name == "gold":
+        from toolsft.schema.suite import load_suite
+
+        suite_hash = load_suite(o["suite_path"]).hash
+        examples = load_eval_data(
+            data,
+            o["split"],
+            cfg_kw["stages"],
+            o["limit"],
+            o["seed"],
+            suite_hash,
+            not o["no_manifest"],
+        ).examples
+    folder = o["out"] or Path("reports") / name
+    engine, ident = build_engine(engine_name, o["model"], o["adapter"], o, examples)
     try:
-        if o["jobs"]:
-            _run_jobs(console, engine_name, decoding, o, cfg_kw)
-            return
-        examples = None
-        if engine_name == "gold":
-            examples = load_eval_data(
-                data, o["split"], cfg_kw["stages"], o["limit"], o["seed"]
-            ).examples
-        engine, ident = build_engine(engine_name, o["model"], o["adapter"], o, examples)
-        try:
-            results = evaluate(
-                engine,
-                EvalConfig(**cfg_kw, model=ident),
-                progress=lambda t, left: console.log(f"turn {t} done, {left} episodes go on"),
-            )
-        finally:
-            engine.close()
-    except (SuiteError, DataError) as exc:
-        raise click.ClickException(str(exc)) from exc
-    out = write_run(results, o["out"] or Path("reports") / name)
+        results = evaluate(
+            engine,
+            EvalConfig(**cfg_kw, model=ident),
+            progress=lambda t, left: console.log(f"turn {t} done, {left} episodes go on"),
+            out=folder,
+            resume=o["resume"],
+            deadline_s=o["deadline"],
+        )
+    finally:
+        engine.close()
+    out = write_run(results, folder, predictions=False)  # evaluate() wrote them as it went
     _print(console, results, o["quiet"])
     console.print(f"wrote [bold]{out}[/] and {out.parent / 'report.md'}")
-
-
-def read_jobs(path: Path) -> list[dict[str, Any]]:
-    """The --jobs file: a list of {model, out, name?, constrained?}; errors name file and field."""
-    import json
-
-    try:
-        jobs = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise click.BadParameter(f"{path}: {exc}", param_hint="--jobs") from exc
-    if not isinstance(jobs, list) or not jobs:
-        raise click.BadParameter(f"{path}: must be a non-empty JSON list", param_hint="--jobs")
-    for i, job in enumerate(jobs):
-        for key, kind in (("model", str), ("out", str)):
-            if not isinstance(job, dict) or not isinstance(job.get(key), kind):
-                raise click.BadParameter(
-                    f"{path}: [{i}].{key} must be a string, got {job!r}", param_hint="--jobs"
-                )
-    return jobs
-
-
-def _run_jobs(
-    console: Console, engine_name: str, decoding: Any, o: dict[str, Any], cfg_kw: dict[str, Any]
-) -> None:
-    """Each job's model in turn through one engine; a job's results as a plain run writes them."""
-    from dataclasses import replace
-
-    from toolsft.eval.results import write_run
-    from toolsft.eval.runner import EvalConfig, evaluate
-    from toolsft.models import ModelError, model_identity, resolve_model
-
-    engine = None
-    try:
-        for job in read_jobs(o["jobs"]):
-            if engine is not None and hasattr(engine, "use_weights"):
-                try:
-                    resolved = resolve_model(job["model"], toolsft_home())
-                except ModelError as exc:
-                    raise click.ClickException(f"{o['jobs']}: {exc}") from exc
-                engine.use_weights(resolved)
-                ident = model_identity(resolved)
-            else:
-                if engine is not None:
-                    engine.close()
-                engine, ident = build_engine(engine_name, job["model"], None, o)
-            constrained = bool(job.get("constrained", decoding.constrained))
-            cfg = EvalConfig(
-                **{k: v for k, v in cfg_kw.items() if k not in ("name", "decoding")},
-                name=job.get("name") or Path(job["model"]).name,
-                decoding=replace(decoding, constrained=constrained),
-                model=ident,
-            )
-            console.log(f"scoring {cfg.name} ({job['model']})")
-            out = write_run(evaluate(engine, cfg), job["out"])
-            console.print(f"wrote [bold]{out}[/]")
-    finally:
-        if engine is not None:
-            engine.close()
 
 
 def _default_name(o: dict[str, Any], engine_name: str) -> str:
@@ -333,9 +313,8 @@ def _print(console: Console, results: dict[str, Any], quiet: bool) -> None:
 def _run_bfcl(console: Console, engine_name: str, decoding: Any, o: dict[str, Any]) -> None:
     import json
 
-    from toolsft.eval.bfcl import BfclDataError
     from toolsft.eval.bfcl_run import run_bfcl
-    from toolsft.gen.writer import atomic_write
+    from toolsft.io import atomic_write
 
     if not o["category"]:
         raise click.UsageError(
@@ -344,14 +323,13 @@ def _run_bfcl(console: Console, engine_name: str, decoding: Any, o: dict[str, An
         )
     if engine_name == "gold":
         raise click.UsageError("--engine gold has no BFCL targets; use `toolsft bfcl-score`")
+    if o["resume"]:
+        raise click.UsageError("--resume continues suite evaluations, not --bfcl runs")
+    engine, _ = build_engine(engine_name, o["model"], o["adapter"], o)
     try:
-        engine, _ = build_engine(engine_name, o["model"], o["adapter"], o)
-        try:
-            res = run_bfcl(engine, o["bfcl_dir"], o["category"], decoding, o["limit"], o["seed"])
-        finally:
-            engine.close()
-    except BfclDataError as exc:
-        raise click.ClickException(str(exc)) from exc
+        res = run_bfcl(engine, o["bfcl_dir"], o["category"], decoding, o["limit"], o["seed"])
+    finally:
+        engine.close()
     out = Path(
         o["out"] or Path("reports") / f"bfcl-{o['category']}-{_default_name(o, engine_name)}"
     )
@@ -377,20 +355,29 @@ def _run_bfcl(console: Console, engine_name: str, decoding: Any, o: dict[str, An
 )
 @click.option("--labels", help="Comma-separated column labels (default: run names).")
 @click.option("--markdown", type=click.Path(path_type=Path), help="Also write a comparison table.")
-def report(results: tuple[Path, ...], out: Path, labels: str | None, markdown: Path | None) -> None:
+@click.option(
+    "--curve",
+    "curve_file",
+    type=click.Path(path_type=Path),
+    help="A `toolsft curve` curve.json (or its folder): add the learning curve to the report.",
+)
+def report(
+    results: tuple[Path, ...],
+    out: Path,
+    labels: str | None,
+    markdown: Path | None,
+    curve_file: Path | None,
+) -> None:
     """Render an HTML report from one or more results.json (first = baseline for deltas).
 
     Example: toolsft report reports/base reports/stage1 reports/stage3 --out reports/demo.html
     """
     from toolsft.eval.html import compare_markdown, render_html
-    from toolsft.eval.results import ResultsError, load_results
+    from toolsft.eval.results import load_results
     from toolsft.eval.tables import compare_table
-    from toolsft.gen.writer import atomic_write
+    from toolsft.io import atomic_write
 
-    try:
-        runs = [load_results(p) for p in results]
-    except ResultsError as exc:
-        raise click.ClickException(str(exc)) from exc
+    runs = [load_results(p) for p in results]
     names = (
         [x.strip() for x in labels.split(",")]
         if labels
@@ -400,7 +387,12 @@ def report(results: tuple[Path, ...], out: Path, labels: str | None, markdown: P
         raise click.BadParameter(
             f"{len(names)} labels for {len(runs)} results", param_hint="--labels"
         )
-    atomic_write(out, render_html(runs, names))
+    page = render_html(runs, names)
+    if curve_file is not None:
+        from toolsft.eval.curve import curve_html, load_curve
+
+        page = page.replace("</body></html>", curve_html(load_curve(curve_file)) + "</body></html>")
+    atomic_write(out, page)
     if markdown:
         atomic_write(markdown, compare_markdown(runs, names))
     console = Console()

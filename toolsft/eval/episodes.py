@@ -12,13 +12,15 @@ the row's gold conversation has assistant turns (a stage-1 row is one turn, a st
 from __future__ import annotations
 
 import logging
+import re
 import time
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import closing
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from toolsft.chat.parse import Parsed, parse_assistant
-from toolsft.engines.base import Decoding, Engine, Generation, Request
+from toolsft.engines.base import Decoding, Engine, EngineError, Generation, Request
 from toolsft.engines.replay import request_key
 from toolsft.eval.validity import call_validity
 from toolsft.schema.executor import Executor
@@ -27,6 +29,7 @@ from toolsft.types import Example, ToolCall, dumps
 logger = logging.getLogger(__name__)
 
 MAX_TURNS = 4
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 @dataclass
@@ -49,6 +52,8 @@ class Episode:
     messages: list[dict[str, Any]]
     max_turns: int
     turns: list[Turn] = field(default_factory=list)
+    failures: list[str] = field(default_factory=list)
+    """Why the run itself failed this episode (a reply it could not handle), beyond scoring."""
 
     @property
     def row_id(self) -> str:
@@ -88,8 +93,18 @@ def run_episodes(
     samples: int = 1,
     max_turns: int = MAX_TURNS,
     progress: Callable[[int, int], None] | None = None,
+    *,
+    done: Mapping[str, Generation] | None = None,
+    record: Callable[[str, Generation], None] | None = None,
+    deadline: float | None = None,
 ) -> tuple[list[Episode], list[BatchStat]]:
-    """Every example `samples` times; returns the episodes and per-batch timings."""
+    """Every example `samples` times; returns the episodes and per-batch timings.
+
+    `done` holds predictions a resumed run already made (by request key): those turns are not
+    asked of the engine again. `record(key, generation)` sees every new one as it arrives.
+    `deadline` (a `time.monotonic()` instant) stops the run between batches.
+    """
+    done = done or {}
     episodes = [
         Episode(ex, s, ex.prompt_messages(), min(max_turns, gold_turn_count(ex)))
         for ex in examples
@@ -102,15 +117,18 @@ def run_episodes(
             Request(ep.messages, tools[id(ep.example)], request_key(ep.row_id, ep.sample, turn))
             for ep in active
         ]
-        t0 = time.perf_counter()
-        gens = engine.generate(requests, decoding)
-        stats.append(BatchStat(turn, len(requests), time.perf_counter() - t0))
-        if len(gens) != len(requests):
-            raise RuntimeError(
-                f"engine {engine.name} returned {len(gens)} generations for "
-                f"{len(requests)} requests"
-            )
-        logger.info("turn %d: %d requests in %.1fs", turn, len(requests), stats[-1].wall_s)
+        gens: list[Generation | None] = [_resumed(done.get(r.key)) for r in requests]
+        todo = [i for i, g in enumerate(gens) if g is None]
+        if todo:
+            _check_deadline(deadline, len(done), sum(s.requests for s in stats))
+            t0 = time.perf_counter()
+            with closing(_generate(engine, [requests[i] for i in todo], decoding)) as stream:
+                for i, gen in stream:
+                    gens[todo[i]] = gen
+                    if record is not None and _recordable(gen):
+                        record(requests[todo[i]].key, gen)
+            stats.append(BatchStat(turn, len(todo), time.perf_counter() - t0))
+            logger.info("turn %d: %d requests in %.1fs", turn, len(todo), stats[-1].wall_s)
         active = [ep for ep, gen in zip(active, gens, strict=True) if step(ep, gen, executor)]
         turn += 1
         if progress:
@@ -118,8 +136,74 @@ def run_episodes(
     return episodes, stats
 
 
-def step(ep: Episode, gen: Generation, executor: Executor) -> bool:
-    """Record one reply; execute its calls and return True when the episode goes on."""
+def _recordable(gen: Any) -> bool:
+    """Whether a resumed run can read this generation back (garbage is asked again)."""
+    return isinstance(gen, Generation) and isinstance(gen.text, str)
+
+
+def _resumed(gen: Generation | None) -> Generation | None:
+    if gen is None:
+        return None
+    return replace(gen, extra={**gen.extra, "resumed": True})
+
+
+def _check_deadline(deadline: float | None, resumed: int, made: int) -> None:
+    if deadline is not None and time.monotonic() >= deadline:
+        raise EngineError(
+            f"--deadline passed after {made} new predictions ({resumed} resumed); "
+            "the ones made are kept: rerun with --resume to go on"
+        )
+
+
+def _generate(
+    engine: Engine, requests: Sequence[Request], decoding: Decoding
+) -> Iterator[tuple[int, Any]]:
+    """(index, generation) pairs, each as soon as the engine has it.
+
+    Engines that finish requests one by one (an HTTP server) offer `generate_each`, so a kill
+    mid-batch loses only the requests in flight; the others answer a whole batch at once.
+    """
+    each = getattr(engine, "generate_each", None)
+    if callable(each):
+        seen = 0
+        stream = each(requests, decoding)
+        try:
+            for i, gen in stream:
+                seen += 1
+                yield i, gen
+        finally:
+            getattr(stream, "close", lambda: None)()  # stop the requests still in flight
+        if seen != len(requests):
+            raise EngineError(f"engine {engine.name} answered {seen} of {len(requests)} requests")
+        return
+    gens = engine.generate(requests, decoding)
+    if len(gens) != len(requests):
+        raise EngineError(
+            f"engine {engine.name} returned {len(gens)} generations for {len(requests)} requests"
+        )
+    yield from enumerate(gens)
+
+
+def step(ep: Episode, gen: Any, executor: Executor) -> bool:
+    """Record one reply; execute its calls and return True when the episode goes on.
+
+    Whatever the reply is, it ends at worst this episode, failed with the reason: one hostile
+    output (a lone surrogate, a 309-digit number, a nesting bomb) never stops the run.
+    """
+    gen = checked_generation(ep, gen)
+    before = len(ep.turns)
+    try:
+        return _step(ep, gen, executor)
+    except Exception as exc:  # noqa: BLE001 (any failure on one reply is that row's failure)
+        reason = f"turn {before}: {describe(exc)}"
+        logger.warning("row %s: %s", ep.row_id, reason, exc_info=logger.isEnabledFor(10))
+        ep.failures.append(reason)
+        if len(ep.turns) == before:
+            ep.turns.append(Turn(len(ep.messages), gen.text, Parsed("", (), (reason,)), gen))
+        return False
+
+
+def _step(ep: Episode, gen: Generation, executor: Executor) -> bool:
     parsed = parse_assistant(gen.text)
     turn = Turn(len(ep.messages), gen.text, parsed, gen)
     ep.turns.append(turn)
@@ -128,6 +212,10 @@ def step(ep: Episode, gen: Generation, executor: Executor) -> bool:
     shown = {t.name: t for t in ep.example.tools}
     turn.results = [execute(shown, executor, c) for c in parsed.calls]
     ids = [f"call_{len(ep.turns) - 1}_{k}" for k in range(len(parsed.calls))]
+    tool_messages = [
+        {"role": "tool", "tool_call_id": cid, "name": call.name, "content": dumps(result)}
+        for call, cid, result in zip(parsed.calls, ids, turn.results, strict=True)
+    ]
     ep.messages.append(
         {
             "role": "assistant",
@@ -135,11 +223,33 @@ def step(ep: Episode, gen: Generation, executor: Executor) -> bool:
             "tool_calls": [c.to_openai(i) for c, i in zip(parsed.calls, ids, strict=True)],
         }
     )
-    for call, cid, result in zip(parsed.calls, ids, turn.results, strict=True):
-        ep.messages.append(
-            {"role": "tool", "tool_call_id": cid, "name": call.name, "content": dumps(result)}
-        )
+    ep.messages.extend(tool_messages)
     return True
+
+
+def checked_generation(ep: Episode, gen: Any) -> Generation:
+    """The engine's generation, made safe to keep: text that UTF-8 cannot encode (lone
+    surrogates) is repaired with U+FFFD and the row fails with the reason."""
+    if not isinstance(gen, Generation) or not isinstance(gen.text, str):
+        got = type(gen.text if isinstance(gen, Generation) else gen).__name__
+        ep.failures.append(f"turn {len(ep.turns)}: the engine returned {got}, not text")
+        return Generation(text="", finish_reason="engine_error")
+    if _SURROGATE.search(gen.text):
+        ep.failures.append(
+            f"turn {len(ep.turns)}: invalid Unicode in the reply (lone surrogate), "
+            "replaced by U+FFFD"
+        )
+        return replace(gen, text=_SURROGATE.sub("\ufffd", gen.text))
+    return gen
+
+
+def describe(exc: BaseException) -> str:
+    """`<Type>: <message>`, cut short: the message of a hostile value can be huge."""
+    try:
+        text = " ".join(str(exc).split())
+    except Exception:  # noqa: BLE001 (a broken __str__ must not hide the failure)
+        text = ""
+    return f"{exc.__class__.__name__}: {text[:200]}" if text else exc.__class__.__name__
 
 
 def execute(shown: Mapping[str, Any], executor: Executor, call: ToolCall) -> dict[str, Any]:
