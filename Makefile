@@ -37,6 +37,7 @@ bench: $(STAMP)
 	$(PY) benchmarks/train_throughput.py
 	$(PY) benchmarks/prefix_grad.py
 	$(PY) benchmarks/eval_throughput.py
+	$(PY) benchmarks/gate_false_alarm.py
 
 clean:
 	rm -rf runs reports .pytest_cache

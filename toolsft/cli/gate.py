@@ -1,9 +1,9 @@
-"""`toolsft gate`: exit 0 when no metric regresses past its tolerance, 1 when one does,
-2 when the runs cannot be compared (other suite or rows) or a file is unusable."""
+"""`toolsft gate`: exit 0 when no metric regresses, 1 when one does, 2 when a file is unusable
+or the runs cannot be compared (another suite, split or episode set): never 0 on a file it
+could not compare."""
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 
@@ -11,6 +11,7 @@ import click
 from rich.console import Console
 
 EXIT_PASS, EXIT_REGRESSION, EXIT_REFUSED = 0, 1, 2
+DEFAULT_TOLERANCES = Path("evals/tolerances.yaml")
 
 
 @click.command("gate")
@@ -24,9 +25,13 @@ EXIT_PASS, EXIT_REGRESSION, EXIT_REFUSED = 0, 1, 2
 @click.option(
     "--tolerances",
     type=click.Path(path_type=Path),
-    help="YAML of allowed drops per metric (default: evals/tolerances.yaml if present).",
+    help="YAML of allowed drops per metric and alpha (default: evals/tolerances.yaml if present).",
 )
-@click.option("--update", is_flag=True, help="Write the run as the new baseline and exit 0.")
+@click.option(
+    "--update",
+    is_flag=True,
+    help="Write the run (after validating it) as the new baseline, print what changed, exit 0.",
+)
 @click.option(
     "--floor",
     is_flag=True,
@@ -47,81 +52,88 @@ def gate(
     floor: bool,
     markdown: Path | None,
 ) -> None:
-    """Compare a run with a baseline; exit 1 on regression.
+    """Compare a run with a baseline; exit 1 on regression, 2 when they cannot be compared.
 
-    A metric regresses when it drops more than its tolerance AND the baseline lies outside
-    the run's 95% bootstrap interval. Runs on another suite or other rows are refused (exit 2).
+    A metric regresses when it is worse by more than its tolerance AND the drop is
+    significant (one-sided tests at alpha 0.05 for the whole gate, Holm-adjusted; paired on
+    the episodes both runs scored where the baseline kept them). Both files are validated
+    first; runs on another suite, split or episode set are refused (exit 2).
 
     Example: toolsft gate reports/new/results.json --baseline evals/baselines/commerce.json
     """
     from toolsft.eval.gate import (
-        GateRefused,
-        baseline_from_results,
-        comparability_warnings,
-        floor_baseline,
         gate_markdown,
         load_baseline,
         load_tolerances,
+        method_line,
         run_gate,
     )
-    from toolsft.eval.results import ResultsError, load_results
+    from toolsft.eval.results import load_results
 
     console = Console()
     if floor and not update:
         raise click.UsageError("--floor only goes with --update")
-    try:
-        new = load_results(results)
-        if update:
-            baseline.parent.mkdir(parents=True, exist_ok=True)
-            doc = (
-                floor_baseline(load_baseline(baseline), new)
-                if floor and baseline.is_file()
-                else baseline_from_results(new)
-            )
-            baseline.write_text(
-                json.dumps(doc, ensure_ascii=False, indent=1) + "\n", encoding="utf-8"
-            )
-            console.print(f"wrote baseline [bold]{baseline}[/]")
-            return
-        if tolerances is None and Path("evals/tolerances.yaml").is_file():
-            tolerances = Path("evals/tolerances.yaml")
-        base = load_baseline(baseline)
-        checks = run_gate(base, new, load_tolerances(tolerances))
-    except (GateRefused, ResultsError) as exc:
-        console.print(f"[red]gate refused:[/] {exc}")
-        sys.exit(EXIT_REFUSED)
-    warnings = comparability_warnings(base, new)
-    console.print(_table(checks))
-    for w in warnings:
+    new = load_results(results)
+    if update:
+        _update(console, new, baseline, floor)
+        return
+    if tolerances is None and DEFAULT_TOLERANCES.is_file():
+        tolerances = DEFAULT_TOLERANCES
+    tol = load_tolerances(tolerances)
+    result = run_gate(load_baseline(baseline), new, tol)
+    console.print(_table(result))
+    console.print(f"[dim]{method_line(result)}[/]")
+    for w in result.warnings:
         console.print(f"[yellow]warning:[/] {w}")
-    md = gate_markdown(checks, warnings)
     if markdown:
         with open(markdown, "a", encoding="utf-8") as fh:
-            fh.write(md)
-    failed = [c.label for c in checks if c.failed]
-    if failed:
-        console.print(f"[red bold]gate failed:[/] {', '.join(failed)}")
+            fh.write(gate_markdown(result))
+    if result.failed:
+        console.print(f"[red bold]gate failed:[/] {', '.join(c.label for c in result.failed)}")
         sys.exit(EXIT_REGRESSION)
     console.print("[green bold]gate passed[/]")
 
 
-def _table(checks: list) -> object:  # list[Check]
+def _update(console: Console, new: dict, baseline: Path, floor: bool) -> None:
+    """Write the (already validated) run as the baseline, atomically, and say what changed.
+    An unusable old baseline is replaced (and said so), except by --floor, which needs it."""
+    from toolsft.eval.baseline import baseline_changes, baseline_from_results, dump_baseline
+    from toolsft.eval.gate import GateRefused, floor_baseline, load_baseline
+    from toolsft.io import atomic_write
+
+    old = None
+    if baseline.exists():
+        try:
+            old = load_baseline(baseline)
+        except GateRefused as exc:
+            if floor:
+                raise
+            console.print(f"[yellow]replacing an unusable baseline:[/] {exc}")
+    doc = floor_baseline(old, new) if floor and old is not None else baseline_from_results(new)
+    atomic_write(baseline, dump_baseline(doc))
+    changes = baseline_changes(old, doc)
+    console.print(f"wrote baseline [bold]{baseline}[/] ({len(doc.get('rows') or [])} episodes)")
+    for line in changes or ["no metric changed"]:
+        console.print(f"  {line}")
+
+
+def _table(result: object) -> object:  # GateResult -> rich Table
     from rich.table import Table
 
+    from toolsft.eval.gate import TESTS, fmt_p
     from toolsft.eval.metrics import METRICS
 
     style = {
         "pass": "green",
         "improved": "green",
         "new": "cyan",
-        "too few": "dim",
         "regression": "red",
         "missing": "red",
     }
     table = Table(title="gate")
-    for col in ("metric", "baseline", "new", "Δ", "tol", "verdict"):
-        table.add_column(col, justify="left" if col in ("metric", "verdict") else "right")
-    for c in checks:
+    for col in ("metric", "baseline", "new", "Δ", "tol", "p (Holm)", "test", "verdict"):
+        table.add_column(col, justify="left" if col in ("metric", "test", "verdict") else "right")
+    for c in result.checks:  # type: ignore[attr-defined]
         count = METRICS[c.metric].reduce == "sum"
 
         def f(v: float | None, count: bool = count) -> str:
@@ -133,6 +145,8 @@ def _table(checks: list) -> object:  # list[Check]
             f(c.new),
             f(c.delta),
             f(c.tolerance),
+            fmt_p(c.p),
+            TESTS.get(c.test, "–"),
             f"[{style[c.verdict]}]{c.verdict}[/]",
         )
     return table

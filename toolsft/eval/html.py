@@ -197,7 +197,7 @@ def render_html(runs: Sequence[Mapping[str, Any]], names: Sequence[str]) -> str:
         f"<style>{CSS}</style></head><body><h1>toolsft report</h1>"
         f"<p>suite <code>{html.escape(run0['suite']['name'])}</code> · split "
         f"<code>{html.escape(run0['data']['split'])}</code> · {run0['data']['rows']} rows · "
-        f"values in %, 95% bootstrap CI in grey, deltas vs <b>{html.escape(names[0])}</b></p>"
+        f"values in %, 95% CI in grey, deltas vs <b>{html.escape(names[0])}</b></p>"
         f"<h2>Comparison</h2><table><tr><th>metric</th>{head}</tr>{''.join(body)}</table>"
         f"<h2>Charts</h2><p class='legend'>{legend}</p>{''.join(charts)}"
         f"<h2>Latency</h2>{hists}{perf}"

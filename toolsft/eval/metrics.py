@@ -1,10 +1,14 @@
-"""The metric registry and its aggregation: overall and per group, with bootstrap 95% CIs.
+"""The metric registry and its aggregation: overall and per group, with 95% intervals.
 
 Like lm-eval-harness, a metric is declared once (name, meaning, direction, how row values
 reduce) and every report, table and gate reads the registry. Rows carry small vectors
-(`Verdict.values`); a metric's value is `reduce(sum of row vectors)`. The bootstrap resamples
-rows with replacement (a seeded numpy Generator per metric and group, so adding a metric never
-changes another one's interval) and takes the 2.5/97.5 percentiles.
+(`Verdict.values`); a metric's value is `reduce(sum of row vectors)`.
+
+Intervals: a per-episode pass/fail rate (every row `[0 or 1, 1]`) gets the Wilson score
+interval, which stays honest at 0/n and n/n, where a percentile bootstrap collapses to a point
+([0, 0] at 0/n). Other metrics (micro-averages, means, BLEU, counts) get a percentile bootstrap:
+rows resampled with replacement by a seeded numpy Generator per metric and group, so adding a
+metric never changes another one's interval.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from toolsft.eval.stats import wilson_interval
 from toolsft.eval.text import bleu_from_stats
 
 GROUP_DIMS = ("stage", "lang", "kind", "tool")
@@ -126,17 +131,27 @@ def summarize(
     tag: str = "",
     n_boot: int = N_BOOTSTRAP,
 ) -> dict[str, Any] | None:
-    """Value, 95% CI and row count of one metric over `rows` (None when no row applies)."""
+    """Value, 95% interval and row count of one metric over `rows` (None when no row applies)."""
     if not rows:
         return None
     x = np.asarray(rows, dtype=float)
     value = float(reduce_values(metric, x.sum(axis=0)))
+    if is_binary(metric, x):
+        lo, hi = wilson_interval(float(x[:, 0].sum()), len(x))
+        return {"value": _num(value), "ci": [_num(lo), _num(hi)], "n": len(x)}
     rng = np.random.default_rng([seed, zlib.crc32(f"{metric.name}|{tag}".encode())])
     counts = rng.multinomial(len(x), np.full(len(x), 1.0 / len(x)), size=n_boot)
     boot = reduce_values(metric, counts @ x)
     boot = boot[~np.isnan(boot)]
     lo, hi = np.percentile(boot, [2.5, 97.5]) if len(boot) else (math.nan, math.nan)
     return {"value": _num(value), "ci": [_num(lo), _num(hi)], "n": len(x)}
+
+
+def is_binary(metric: Metric, rows: np.ndarray) -> bool:
+    """Rows of a pass/fail rate: each `[0, 1]` or `[1, 1]` (one episode, one outcome)."""
+    if metric.reduce != "rate" or rows.ndim != 2 or rows.shape[1] != 2:
+        return False
+    return bool(np.all(rows[:, 1] == 1) and np.all((rows[:, 0] == 0) | (rows[:, 0] == 1)))
 
 
 def aggregate(

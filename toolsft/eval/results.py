@@ -13,38 +13,41 @@ from pathlib import Path
 from typing import Any
 
 from toolsft.engines.replay import request_key
+from toolsft.errors import ToolsftError
 from toolsft.eval.metrics import METRICS, Metric, metric_rows
 from toolsft.eval.runner import RESULTS_SCHEMA
-from toolsft.gen.writer import atomic_write
+from toolsft.eval.validate import read_json, validate_doc
+from toolsft.io import atomic_write
 
 
-class ResultsError(ValueError):
+class ResultsError(ToolsftError, ValueError):
     """A results.json that cannot be used; the message names the file and field."""
 
 
 def load_results(path: str | Path) -> dict[str, Any]:
+    """A results.json (or the folder holding one), validated: the schema, every metric finite
+    and in range with n > 0, and every figure equal to what its per-episode rows give."""
     file = Path(path)
     if file.is_dir():
         file = file / "results.json"
-    try:
-        data = json.loads(file.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise ResultsError(f"{file}: cannot read ({exc.strerror})") from exc
-    except json.JSONDecodeError as exc:
-        raise ResultsError(f"{file}: not JSON ({exc.msg} at line {exc.lineno})") from exc
-    if not isinstance(data, dict) or data.get("schema") != RESULTS_SCHEMA:
-        got = data.get("schema") if isinstance(data, dict) else type(data).__name__
-        raise ResultsError(f"{file}: field schema = {got!r}, expected {RESULTS_SCHEMA!r}")
+    data = read_json(file, ResultsError, "results file")
+    validate_doc(data, str(file), ResultsError, (RESULTS_SCHEMA,), rows_required=True)
     data["_file"] = str(file)
     return data
 
 
-def write_run(results: Mapping[str, Any], out: str | Path) -> Path:
-    """results.json, report.md and predictions.jsonl into `out`; returns results.json's path."""
+def write_run(results: Mapping[str, Any], out: str | Path, *, predictions: bool = True) -> Path:
+    """results.json, report.md and predictions.jsonl into `out`; returns results.json's path.
+
+    `predictions=False` keeps the predictions.jsonl that `evaluate(out=...)` wrote as the run
+    went (exact texts and timings, what `--resume` reads) instead of rewriting it from rows.
+    """
     folder = Path(out)
     folder.mkdir(parents=True, exist_ok=True)
     atomic_write(folder / "results.json", json.dumps(results, ensure_ascii=False, indent=1) + "\n")
     atomic_write(folder / "report.md", render_markdown(results))
+    if not predictions:
+        return folder / "results.json"
     atomic_write(
         folder / "predictions.jsonl",
         "".join(
@@ -154,7 +157,7 @@ def render_markdown(results: Mapping[str, Any]) -> str:
         f"- model: `{run['model'].get('name')}`, adapter: `{_adapter_path(run.get('adapter'))}`, "
         f"engine: `{run['engine'].get('engine')}`",
         f"- decoding: `{json.dumps(run['decoding'])}`, samples: {run['samples']}\n",
-        "## Metrics (%, 95% bootstrap CI)\n",
+        "## Metrics (%, 95% CI: Wilson for pass/fail rates, bootstrap otherwise)\n",
         _md_table(["metric", "value", "95% CI", "n"], headline_rows(results)),
     ]
     for dim in ("stage", "kind", "lang", "tool"):
