@@ -21,16 +21,16 @@ from toolsft.eval.bfcl import (
     gold_calls,
     list_categories,
     load_category,
-    openai_names,
     read_predictions,
     to_json_schema,
 )
-from toolsft.eval.bfcl_checker import check, checker_kind, standardize
+from toolsft.eval.bfcl_checker import check, checker_kind, fc_name, standardize
 from toolsft.types import ToolCall
 
 BFCL = Path(__file__).resolve().parents[1].parent / "shared" / "bfcl"
 SIZES = {"simple_python": 400, "multiple": 200, "parallel": 200, "parallel_multiple": 200}
 SIZES["irrelevance"] = 240
+WRONG_NAME = "simple_function_checker:wrong_func_name"
 _cache: dict[str, list[BfclEntry]] = {}
 
 
@@ -230,12 +230,36 @@ def test_list_dict_and_optional_rules_on_real_entries() -> None:
     assert e.check("multiple", bad).error_type == "type_error:simple"
 
 
-def test_openai_safe_names_map_back() -> None:
+def test_name_modes_on_a_dotted_bfcl_function() -> None:
+    """BFCL's two name modes, never both: as given (prompt models), or dots written as
+    underscores (FC models, `underscore_to_dot`)."""
     e = entry("simple_python", "simple_python_1")  # math.factorial
-    tools = e.tools(openai_names=True)
-    assert [t.name for t in tools] == ["math_factorial"]
-    assert e.check("simple_python", [ToolCall("math_factorial", {"number": 5})]).valid
+    assert [t.name for t in e.tools(underscore_to_dot=True)] == ["math_factorial"]
     assert e.tools()[0].name == "math.factorial"
+    dotted, underscored = (
+        ToolCall("math.factorial", {"number": 5}),
+        ToolCall("math_factorial", {"number": 5}),
+    )
+    assert e.check("simple_python", [dotted]).valid
+    assert e.check("simple_python", [underscored]).error_type == WRONG_NAME
+    assert e.check("simple_python", [underscored], underscore_to_dot=True).valid
+    assert e.check("simple_python", [dotted], underscore_to_dot=True).error_type == WRONG_NAME
+
+
+def test_name_modes_on_every_dotted_real_entry() -> None:
+    n = 0
+    for category in ("simple_python", "multiple", "parallel", "parallel_multiple"):
+        for e in entries(category):
+            calls = gold_calls(e)
+            if not any("." in c.name for c in calls):
+                continue
+            n += 1
+            fc_calls = [ToolCall(fc_name(c.name), c.arguments) for c in calls]
+            assert e.check(category, calls).valid, e.id
+            assert e.check(category, fc_calls, underscore_to_dot=True).valid, e.id
+            assert not e.check(category, fc_calls).valid, e.id
+            assert not e.check(category, calls, underscore_to_dot=True).valid, e.id
+    assert n > 100
 
 
 def test_converted_schemas_are_valid_json_schema() -> None:
@@ -276,9 +300,17 @@ def test_to_json_schema_recurses() -> None:
     }
 
 
-def test_openai_names_are_unique_and_safe() -> None:
-    names = openai_names(["a.b", "a_b", "c", "d e.f"])
-    assert names == {"a.b": "a_b_2", "a_b": "a_b", "c": "c", "d e.f": "d_e_f"}
+def test_fc_names_only_replace_dots() -> None:
+    """As BFCL's `re.sub(r"\\.", "_", name)`: no length limit, no other character touched,
+    and two names may meet (BFCL then accepts the shared spelling for either)."""
+    long = "a." + "x" * 100 + ".b-c/d é"
+    e = BfclEntry("x", (), ({"name": long}, {"name": "a.b"}, {"name": "a_b"}, {"name": "c"}))
+    assert e.name_map() == {
+        long: "a_" + "x" * 100 + "_b-c/d é",
+        "a.b": "a_b",
+        "a_b": "a_b",
+        "c": "c",
+    }
 
 
 def test_checker_dispatch_mirrors_bfcl() -> None:
@@ -345,12 +377,18 @@ def test_loader_errors_name_file_and_line(tmp_path: Path) -> None:
         read_predictions(preds)
 
 
-def run_score(root: Path, preds: list[Any], out: Path, category: str = "simple") -> Any:
+def run_score(
+    root: Path, preds: list[Any], out: Path, category: str = "simple", *flags: str
+) -> Any:
     path = out.parent / "preds.jsonl"
     lines = [p if isinstance(p, str) else json.dumps(p) for p in preds]
     path.write_text("\n".join(lines))
-    args = ["--bfcl", str(root), "--category", category, "--predictions", str(path)]
+    args = ["--bfcl", str(root), "--category", category, "--predictions", str(path), *flags]
     return CliRunner().invoke(cli, ["bfcl-score", *args, "--out", str(out)])  # via the lazy group
+
+
+def verdicts(out: Path) -> list[tuple[bool, str | None]]:
+    return [(r["valid"], r["error_type"]) for r in map(json.loads, out.read_text().splitlines())]
 
 
 def test_cli_scores_in_input_order_with_duplicate_ids(tmp_path: Path) -> None:
@@ -379,11 +417,15 @@ def test_cli_errors_are_clear(tmp_path: Path) -> None:
     root = write_mini_bfcl(tmp_path / "b")
     out = tmp_path / "v.jsonl"
     result = run_score(root, [{"id": "simple_0", "calls": []}, {"id": "zz", "calls": []}], out)
-    assert result.exit_code != 0 and "preds.jsonl:2: id 'zz' is not in" in result.output
+    assert result.exit_code == 2 and "preds.jsonl:2: id not in BFCL category" in result.output
+    assert "('zz')" in result.output and "Traceback" not in result.output
     result = run_score(root, [{"id": "simple_0", "calls": []}, "{oops"], out)
-    assert result.exit_code != 0 and "preds.jsonl:2: invalid JSON" in result.output
+    assert result.exit_code == 2 and "preds.jsonl:2: invalid JSON" in result.output
     result = run_score(root, [{"id": "simple_0", "calls": []}], out, category="parallel")
-    assert result.exit_code != 0 and "BFCL_v4_parallel.json: no such" in result.output
+    assert result.exit_code == 2 and "BFCL_v4_parallel.json: no such" in result.output
+    result = run_score(root, [{"id": "simple_0", "calls": [["shop.find", {}]]}], out)
+    assert result.exit_code == 2 and "preds.jsonl:1:calls[0]: a call must be" in result.output
+    assert not out.exists()
 
 
 def test_cli_gold_on_real_data(tmp_path: Path) -> None:
@@ -394,3 +436,207 @@ def test_cli_gold_on_real_data(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     assert "100.00%" in result.output
     assert len(out.read_text().splitlines()) == len(es)
+
+
+# --- name modes, long and unusual names ------------------------------------------------------
+
+
+def named(name: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """DOC and TRUTH with the function renamed."""
+    return {**DOC, "name": name}, [{name: TRUTH[0]["shop.find"]}]
+
+
+@pytest.mark.parametrize(
+    ("name", "fc_spelling"),
+    [
+        ("shop.find", "shop_find"),
+        ("plain_name", "plain_name"),
+        ("a.b.c.d", "a_b_c_d"),
+        ("." + "very.long." * 12 + "x", "_" + "very_long_" * 12 + "x"),  # 121 characters
+        ("tool-v2/beta:find.it", "tool-v2/beta:find_it"),  # only dots change
+        ("café.größe", "café_größe"),
+        ("My Tool.find", "My Tool_find"),
+        ("a..b.", "a__b_"),
+    ],
+)
+def test_each_name_mode_accepts_one_spelling(name: str, fc_spelling: str) -> None:
+    doc, truth = named(name)
+
+    def ok(called: str, fc: bool) -> bool:
+        call = ToolCall(called, {"q": "red shoes"})
+        return check("simple", [doc], [call], truth, underscore_to_dot=fc).valid
+
+    assert ok(name, fc=False) and ok(fc_spelling, fc=True)
+    if fc_spelling != name:  # the other mode's spelling fails, both ways round
+        assert not ok(fc_spelling, fc=False) and not ok(name, fc=True)
+    for other in {name.replace("_", "."), name.upper(), name[:64], name + "_", " " + name} - {
+        name,
+        fc_spelling,
+    }:
+        assert not ok(other, fc=False) and not ok(other, fc=True), other
+
+
+def test_underscores_are_never_read_as_dots() -> None:
+    """BFCL's flag is named `underscore_to_dot`, but it only ever writes dots as underscores."""
+    doc, truth = named("shop_find")
+    call = [ToolCall("shop.find", {"q": "red shoes"})]
+    for fc in (False, True):
+        assert check("simple", [doc], call, truth, underscore_to_dot=fc).error_type == WRONG_NAME
+
+
+def test_parallel_calls_must_use_one_mode_s_spelling() -> None:
+    docs = [{**DOC, "name": "a.find"}, {**DOC, "name": "b.find"}]
+    truth = [{d["name"]: TRUTH[0]["shop.find"]} for d in docs]
+    args = {"q": "red shoes"}
+    given = [ToolCall("b.find", args), ToolCall("a.find", args)]
+    fc = [ToolCall("b_find", args), ToolCall("a_find", args)]
+    mixed = [ToolCall("b.find", args), ToolCall("a_find", args)]
+    assert check("parallel", docs, given, truth).valid
+    assert check("parallel", docs, fc, truth, underscore_to_dot=True).valid
+    for calls, mode in ((fc, False), (given, True), (mixed, False), (mixed, True)):
+        verdict = check("parallel", docs, calls, truth, underscore_to_dot=mode)
+        assert verdict.error_type == "parallel_function_checker_no_order:cannot_find_match"
+
+
+def test_cli_has_the_name_mode_flag(tmp_path: Path) -> None:
+    result = CliRunner().invoke(cli, ["bfcl-score", "--help"])
+    assert result.exit_code == 0 and "--underscore-to-dot" in result.output
+    root = write_mini_bfcl(tmp_path / "b")  # the function is shop.find
+    preds = [
+        {"id": "simple_0", "calls": [{"name": "shop.find", "arguments": {"q": "red shoes"}}]},
+        {"id": "simple_1", "calls": [{"name": "shop_find", "arguments": {"q": "red shoes"}}]},
+    ]
+    out = tmp_path / "v.jsonl"
+    result = run_score(root, preds, out)
+    assert result.exit_code == 0, result.output
+    assert verdicts(out) == [(True, None), (False, WRONG_NAME)]
+    assert "as given" in result.output
+    result = run_score(root, preds, out, "simple", "--underscore-to-dot")
+    assert result.exit_code == 0, result.output
+    assert verdicts(out) == [(False, WRONG_NAME), (True, None)]
+    assert "dots as underscores" in result.output
+
+
+# --- hostile predictions: the row fails, the run goes on -------------------------------------
+
+
+def test_undecodable_or_malformed_arguments_fail_the_row_as_bfcl_does(tmp_path: Path) -> None:
+    root = write_mini_bfcl(tmp_path / "b")
+    calls = [
+        [{"name": "shop.find", "arguments": '{"q": "red shoes"'}],  # truncated JSON string
+        [{"name": "shop.find", "arguments": ""}],  # BFCL's json.loads("") fails too
+        [{"name": "shop.find", "arguments": ["red shoes"]}],  # not an object
+        [{"function": {"name": "shop.find", "arguments": '{"q": "RED shoes"}'}}],  # wrapped
+        [{"name": 7, "arguments": {"q": "red shoes"}}],  # not a string: a wrong name
+    ]
+    out = tmp_path / "v.jsonl"
+    result = run_score(root, [{"id": "simple_0", "calls": c} for c in calls], out)
+    assert result.exit_code == 0, result.output
+    assert verdicts(out) == [
+        (False, "ast_decoder:decoder_failed"),
+        (False, "ast_decoder:decoder_failed"),
+        (False, "ast_decoder:decoder_wrong_output_format"),
+        (True, None),
+        (False, WRONG_NAME),
+    ]
+
+
+def test_irrelevance_reads_undecodable_output_as_no_call() -> None:
+    """BFCL's relevance runner: output that does not decode, or is not in call format
+    (`is_empty_output`), is no call at all."""
+    docs = [DOC]
+    assert check("irrelevance", docs, [ToolCall("shop.find", [1])], None).valid  # type: ignore[arg-type]
+    both = [ToolCall("shop.find", {}), ToolCall("shop.find", None)]  # type: ignore[arg-type]
+    assert check("irrelevance", docs, both, None).valid
+    assert not check("irrelevance", docs, [ToolCall("x", {})], None).valid
+    assert check("relevance", docs, [ToolCall("x", {})], None).valid
+    assert not check("relevance", docs, [ToolCall("x", None)], None).valid  # type: ignore[arg-type]
+
+
+def test_hostile_values_fail_the_row_not_the_run(tmp_path: Path) -> None:
+    root = write_mini_bfcl(tmp_path / "b")
+    huge = "1" + "0" * 400  # an int far past a float's range, where a float is expected
+    lines = [
+        '{"id": "simple_0", "calls": [{"name": "shop.find", "arguments": {"q": "\\ud800"}}]}',
+        '{"id": "simple_1", "calls": [{"name": "shop.find", "arguments": {"q": "red shoes", '
+        f'"p": {huge}}}}}]}}',
+        json.dumps(
+            {
+                "id": "simple_0",
+                "calls": [{"name": "shop.find", "arguments": {"q": "red shoes", "\ud800": 1}}],
+            }
+        ),
+        json.dumps(
+            {"id": "simple_1", "calls": [{"name": "shop.find", "arguments": {"q": "x" * 50_000}}]}
+        ),
+    ]
+    out = tmp_path / "v.jsonl"
+    result = run_score(root, lines, out, "simple", "--with-errors")
+    assert result.exit_code == 0, result.output
+    assert verdicts(out) == [
+        (False, "value_error:string"),
+        (False, "value_error:others"),
+        (False, "simple_function_checker:unexpected_param"),
+        (False, "value_error:string"),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (b'{"id": "simple_0", "calls": []}\n\xff\xfe', "preds.jsonl: not UTF-8 text"),
+        ('{"id": "simple_0", "calls": [' + "1" * 5000 + "]}", "preds.jsonl:1: unreadable JSON"),
+        (
+            '{"id": "s", "calls": ' + "[" * 100_000 + "]" * 100_000 + "}",
+            "preds.jsonl:1: unreadable",
+        ),
+        ('{"id": 3, "calls": []}', "preds.jsonl:1: field 'id' must be a str (3)"),
+        ('{"id": "simple_0", "calls": {}}', "preds.jsonl:1: field 'calls' must be a list ({})"),
+    ],
+)
+def test_unreadable_predictions_are_one_line_errors(
+    tmp_path: Path, content: str | bytes, message: str
+) -> None:
+    root = write_mini_bfcl(tmp_path / "b")
+    out = tmp_path / "v.jsonl"
+    preds = tmp_path / "preds.jsonl"
+    preds.write_bytes(content if isinstance(content, bytes) else content.encode())
+    args = ["--bfcl", str(root), "--category", "simple", "--predictions", str(preds)]
+    result = CliRunner().invoke(cli, ["bfcl-score", *args, "--out", str(out)])
+    assert result.exit_code == 2, result.output
+    assert message in result.output and "Traceback" not in result.output
+    assert len(result.output.strip().splitlines()) == 1
+    assert not out.exists()
+
+
+def test_a_fifo_or_folder_is_refused_not_read(tmp_path: Path) -> None:
+    import os
+
+    root = write_mini_bfcl(tmp_path / "b")
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    for path in (fifo, tmp_path):
+        args = ["--bfcl", str(root), "--category", "simple", "--predictions", str(path)]
+        result = CliRunner().invoke(cli, ["bfcl-score", *args, "--out", str(tmp_path / "v")])
+        assert result.exit_code == 2 and f"{path}: not a regular file" in result.output
+
+
+def test_run_bfcl_is_an_fc_run(tmp_path: Path) -> None:
+    """toolsft engines pass tools the FC way: names shown with underscores, scored as such."""
+    from toolsft.chat.template import render_calls
+    from toolsft.engines.base import Decoding
+    from toolsft.engines.replay import ReplayEngine, request_key
+    from toolsft.eval.bfcl_run import run_bfcl
+
+    root = write_mini_bfcl(tmp_path / "b")
+    call = ToolCall("shop.find", {"q": "red shoes"})
+    script = {
+        request_key("simple_0", 0, 0): render_calls([ToolCall("shop_find", call.arguments)]),
+        request_key("simple_1", 0, 0): render_calls([call]),
+    }
+    res = run_bfcl(ReplayEngine(script), root, "simple", Decoding())
+    assert res["name_mode"] == "underscore_to_dot"
+    assert [(r["valid"], r["error_type"]) for r in res["rows"]] == [
+        (True, None),
+        (False, WRONG_NAME),
+    ]

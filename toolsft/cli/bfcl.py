@@ -34,38 +34,46 @@ from rich.table import Table
     help='Verdicts, one JSON line per prediction in input order: {"id", "valid", "error_type"}.',
 )
 @click.option("--with-errors", is_flag=True, help="Add BFCL's error message to each verdict line.")
+@click.option(
+    "--underscore-to-dot",
+    is_flag=True,
+    help="Score as BFCL scores FC models: a dotted name must be answered with each dot written "
+    "as an underscore (math.factorial -> math_factorial). Default: names exactly as given, as "
+    "BFCL scores prompt-style models.",
+)
 def bfcl_score(
-    bfcl_dir: Path, category: str, predictions: Path, out: Path, with_errors: bool
+    bfcl_dir: Path,
+    category: str,
+    predictions: Path,
+    out: Path,
+    with_errors: bool,
+    underscore_to_dot: bool,
 ) -> None:
     """Score BFCL predictions made elsewhere with BFCL's AST rules.
 
     Each prediction line is scored on its own (an id may repeat, e.g. several samples).
-    Names made OpenAI-safe (math.factorial -> math_factorial) are mapped back first.
+    Function names are compared in one of BFCL's two name modes, never both: as given
+    (default), or with dots written as underscores (--underscore-to-dot).
 
     Example: toolsft bfcl-score --category simple_python --predictions preds.jsonl
     --out verdicts.jsonl
     """
-    from toolsft.eval.bfcl import (
-        BfclDataError,
-        load_category,
-        read_predictions,
-        score_predictions,
-    )
+    from toolsft.eval.bfcl import load_category, read_predictions, score_predictions
+    from toolsft.io import atomic_write
 
-    try:
-        entries = load_category(bfcl_dir, category)
-        preds = read_predictions(predictions)
-        verdicts = score_predictions(category, entries, preds, source=str(predictions))
-    except BfclDataError as exc:
-        raise click.ClickException(str(exc)) from exc
+    entries = load_category(bfcl_dir, category)
+    preds = read_predictions(predictions)
+    verdicts = score_predictions(
+        category, entries, preds, source=str(predictions), underscore_to_dot=underscore_to_dot
+    )
     lines = []
     for pred, verdict in zip(preds, verdicts, strict=True):
         row = {"id": pred.id, "valid": verdict.valid, "error_type": verdict.error_type}
         if with_errors:
             row["error"] = verdict.error
-        lines.append(json.dumps(row, ensure_ascii=False) + "\n")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text("".join(lines), encoding="utf-8")
+        # ASCII escapes: a model's lone surrogate in an error message stays writable.
+        lines.append(json.dumps(row) + "\n")
+    atomic_write(out, "".join(lines))
 
     console = Console()
     n, valid = len(verdicts), sum(v.valid for v in verdicts)
@@ -73,6 +81,7 @@ def bfcl_score(
     for col in ("category", "n", "valid", "accuracy"):
         table.add_column(col, justify="left" if col == "category" else "right")
     table.add_row(category, str(n), str(valid), f"{valid / n:.2%}" if n else "-")
+    table.caption = "names: " + ("dots as underscores (FC)" if underscore_to_dot else "as given")
     console.print(table)
     errors = Counter(v.error_type for v in verdicts if not v.valid)
     if errors:

@@ -6,23 +6,30 @@ BFCL's own type names (`dict`, `float`, `tuple`, `any`); `to_json_schema` turns 
 JSON Schema so any toolsft engine can serve them as ordinary `ToolSpec`s, while the entry
 keeps the original docs because the checker's rules are written against the dialect.
 
-BFCL names may contain dots (`math.factorial`), which OpenAI-style APIs reject
-(`^[a-zA-Z0-9_-]{1,64}$`). `BfclEntry.tools(openai_names=True)` renames them, and
-`BfclEntry.restore_names` maps a model's calls back, the way BFCL itself undoes its
-dot-to-underscore renaming for such models.
+BFCL names may contain dots (`math.factorial`). BFCL scores in two name modes, and so do
+we: prompt-style models must answer with the names as given; FC models are shown every dot
+as an underscore and must answer with that spelling (`underscore_to_dot`, see
+`toolsft.eval.bfcl_checker`). The other spelling fails in each mode, as in BFCL.
+`BfclEntry.tools(underscore_to_dot=True)` serves the FC spelling.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from toolsft.eval.bfcl_checker import BfclDocError, Verdict, check, checker_kind
+from toolsft.eval.bfcl_checker import (
+    BfclDocError,
+    Verdict,
+    check,
+    check_undecodable,
+    checker_kind,
+    fc_name,
+)
 from toolsft.types import ToolCall, ToolSpec
 
 log = logging.getLogger(__name__)
@@ -30,7 +37,6 @@ log = logging.getLogger(__name__)
 PREFIX = "BFCL_v4_"
 ANSWER_DIR = "possible_answer"
 _TYPE_TO_JSON = {"dict": "object", "float": "number", "tuple": "array"}
-_OPENAI_NAME = re.compile(r"[^a-zA-Z0-9_-]")
 _OMIT = object()
 
 
@@ -52,26 +58,25 @@ class BfclEntry:
         return [dict(m) for m in self.question[0]] if self.question else []
 
     def name_map(self) -> dict[str, str]:
-        """Original name -> an OpenAI-safe name, unique within this entry."""
-        return openai_names([f["name"] for f in self.functions])
+        """Original name -> the name BFCL shows an FC model (dots written as underscores)."""
+        return {f["name"]: fc_name(f["name"]) for f in self.functions}
 
-    def tools(self, *, openai_names: bool = False) -> tuple[ToolSpec, ...]:
-        """The function docs as JSON-Schema `ToolSpec`s, optionally with OpenAI-safe names."""
-        names = self.name_map() if openai_names else {}
+    def tools(self, *, underscore_to_dot: bool = False) -> tuple[ToolSpec, ...]:
+        """The function docs as JSON-Schema `ToolSpec`s, with FC names if asked."""
+        names = self.name_map() if underscore_to_dot else {}
         return tuple(to_toolspec(f, name=names.get(f["name"], f["name"])) for f in self.functions)
 
-    def restore_names(self, calls: Iterable[ToolCall]) -> list[ToolCall]:
-        """Map calls that use OpenAI-safe names back to the original BFCL names."""
-        back = {safe: orig for orig, safe in self.name_map().items() if safe != orig}
-        originals = {f["name"] for f in self.functions}
-        return [
-            ToolCall(back[c.name], c.arguments) if c.name not in originals and c.name in back else c
-            for c in calls
-        ]
-
-    def check(self, category: str, calls: Sequence[ToolCall]) -> Verdict:
-        """Score calls (after name restoring) with BFCL's rules for `category`."""
-        return check(category, self.functions, self.restore_names(calls), self.ground_truth)
+    def check(
+        self, category: str, calls: Sequence[ToolCall], *, underscore_to_dot: bool = False
+    ) -> Verdict:
+        """Score calls with BFCL's rules for `category`, in the given name mode."""
+        return check(
+            category,
+            self.functions,
+            calls,
+            self.ground_truth,
+            underscore_to_dot=underscore_to_dot,
+        )
 
 
 # --- files -----------------------------------------------------------------------------
@@ -97,25 +102,39 @@ def needs_answers(category: str) -> bool:
 
 def read_jsonl(path: Path) -> list[tuple[int, dict[str, Any]]]:
     """(line number, object) for each non-blank line; the last line may lack a newline."""
+    if path.exists() and not path.is_file():  # a folder, FIFO or device: reading would hang
+        raise BfclDataError("not a regular file", file=path)
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
-        raise BfclDataError(f"{path}: cannot read ({exc.strerror or exc})") from exc
+        raise BfclDataError(f"cannot read ({exc.strerror or exc})", file=path) from exc
+    except UnicodeDecodeError as exc:
+        raise BfclDataError(
+            f"not UTF-8 text ({exc.reason} at byte {exc.start})", file=path
+        ) from exc
     rows = []
     # split("\n"), not splitlines(): JSON strings may hold a raw U+2028 or U+0085.
     for lineno, line in enumerate(text.split("\n"), start=1):
         if not line.strip():
             continue
-        try:
-            obj = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise BfclDataError(
-                f"{path}:{lineno}: invalid JSON ({exc.msg}): {line[:80]!r}"
-            ) from exc
+        obj = _json_line(line, path, lineno)
         if not isinstance(obj, dict):
-            raise BfclDataError(f"{path}:{lineno}: expected an object, got {type(obj).__name__}")
+            raise BfclDataError(
+                f"expected an object, got {type(obj).__name__}", file=path, where=lineno
+            )
         rows.append((lineno, obj))
     return rows
+
+
+def _json_line(line: str, path: Path, lineno: int) -> Any:
+    try:
+        return json.loads(line)
+    except json.JSONDecodeError as exc:
+        raise BfclDataError(
+            f"invalid JSON ({exc.msg})", file=path, where=lineno, value=line
+        ) from exc
+    except (ValueError, RecursionError) as exc:  # over-long integers, too deep nesting
+        raise BfclDataError(f"unreadable JSON ({exc})", file=path, where=lineno) from exc
 
 
 def load_category(folder: Path | str, category: str) -> list[BfclEntry]:
@@ -123,7 +142,7 @@ def load_category(folder: Path | str, category: str) -> list[BfclEntry]:
     path = category_path(folder, category)
     if not path.is_file():
         have = ", ".join(list_categories(folder)) or "none"
-        raise BfclDataError(f"{path}: no such BFCL category file (categories here: {have})")
+        raise BfclDataError(f"no such BFCL category file (categories here: {have})", file=path)
     answers = _load_answers(folder, category) if needs_answers(category) else {}
     entries = []
     for lineno, obj in read_jsonl(path):
@@ -134,8 +153,8 @@ def load_category(folder: Path | str, category: str) -> list[BfclEntry]:
         if needs_answers(category):
             if entry_id not in answers:
                 raise BfclDataError(
-                    f"{answer_path(folder, category)}: no answer for id {entry_id!r} "
-                    f"(from {path}:{lineno})"
+                    f"no answer for id {entry_id!r} (from {path}:{lineno})",
+                    file=answer_path(folder, category),
                 )
             truth = tuple(answers[entry_id])
         turns = tuple(tuple(turn) for turn in question)
@@ -147,7 +166,7 @@ def load_category(folder: Path | str, category: str) -> list[BfclEntry]:
 def _load_answers(folder: Path | str, category: str) -> dict[str, list[Any]]:
     path = answer_path(folder, category)
     if not path.is_file():
-        raise BfclDataError(f"{path}: missing possible-answer file for category {category!r}")
+        raise BfclDataError(f"missing possible-answer file for category {category!r}", file=path)
     return {
         _field(obj, "id", str, path, n): _field(obj, "ground_truth", list, path, n)
         for n, obj in read_jsonl(path)
@@ -158,7 +177,7 @@ def _field(obj: Mapping[str, Any], key: str, kind: type, path: Path, lineno: int
     value = obj.get(key)
     if not isinstance(value, kind):
         raise BfclDataError(
-            f"{path}:{lineno}: field {key!r} must be a {kind.__name__}, got {value!r:.80}"
+            f"field {key!r} must be a {kind.__name__}", file=path, where=lineno, value=value
         )
     return value
 
@@ -199,30 +218,6 @@ def to_toolspec(doc: Mapping[str, Any], *, name: str | None = None) -> ToolSpec:
     params = to_json_schema(doc.get("parameters", {"type": "dict", "properties": {}}))
     params.setdefault("type", "object")
     return ToolSpec(name or doc["name"], doc.get("description", ""), params)
-
-
-def openai_names(names: Sequence[str]) -> dict[str, str]:
-    """Original -> safe name: disallowed characters become `_`, clashes get a numeric suffix.
-
-    The mapping is per entry and kept, so it is reversible even where two names would
-    sanitize alike.
-    """
-    taken = {n for n in names if not _OPENAI_NAME.search(n)}
-    out: dict[str, str] = {}
-    for name in names:
-        if name in out:
-            continue
-        if not _OPENAI_NAME.search(name) and len(name) <= 64:
-            out[name] = name
-            continue
-        base = _OPENAI_NAME.sub("_", name)[:60]
-        safe, k = base, 1
-        while safe in taken:
-            k += 1
-            safe = f"{base}_{k}"
-        taken.add(safe)
-        out[name] = safe
-    return out
 
 
 # --- gold and predictions ------------------------------------------------------------------
@@ -274,38 +269,63 @@ def _gold_dict(answer: Mapping[str, Any]) -> dict[str, Any]:
 
 @dataclass(frozen=True)
 class Prediction:
-    """One line of a predictions file: an entry id and the calls made (empty: no call)."""
+    """One line of a predictions file: an entry id and the calls made (empty: no call).
+
+    `decode_error` says why the calls could not be decoded (arguments that are not JSON);
+    such a prediction is scored as BFCL scores a decoding failure.
+    """
 
     id: str
     calls: tuple[ToolCall, ...]
     lineno: int = 0
+    decode_error: str = ""
 
 
 def read_predictions(path: Path | str) -> list[Prediction]:
     """Parse `{"id", "calls": [{"name", "arguments"}]}` lines, in file order.
 
-    `arguments` may be an object or a JSON string (OpenAI's wire form).
+    `arguments` may be an object or a JSON string (OpenAI's wire form, decoded as BFCL's FC
+    handlers do: with `json.loads`, so an empty string does not decode). A call that is not an
+    object with a `name` is a file error; what a model put in it is scored, never fatal.
     """
     path = Path(path)
     preds = []
     for lineno, obj in read_jsonl(path):
         pred_id = _field(obj, "id", str, path, lineno)
         raw_calls = _field(obj, "calls", list, path, lineno)
-        calls = []
+        calls, errors = [], []
         for i, raw in enumerate(raw_calls):
-            try:
-                call = ToolCall.from_openai(raw)
-            except (KeyError, TypeError, AttributeError, ValueError) as exc:
+            fn = raw.get("function", raw) if isinstance(raw, Mapping) else None
+            if not isinstance(fn, Mapping) or "name" not in fn:
+                where = f"{lineno}:calls[{i}]"
                 raise BfclDataError(
-                    f"{path}:{lineno}: calls[{i}] must be {{'name', 'arguments'}}, got {raw!r:.80}"
-                ) from exc
-            calls.append(call)
-        preds.append(Prediction(pred_id, tuple(calls), lineno))
+                    "a call must be an object with a 'name'", file=path, where=where, value=raw
+                )
+            args, error = _decode_arguments(fn.get("arguments", {}))
+            if error:
+                errors.append(f"calls[{i}].arguments: {error}")
+            calls.append(ToolCall(fn["name"], args))
+        preds.append(Prediction(pred_id, tuple(calls), lineno, "; ".join(errors)))
     return preds
 
 
+def _decode_arguments(raw: Any) -> tuple[Any, str]:
+    """(arguments, '') or (None, why they are not JSON); non-string values pass through."""
+    if not isinstance(raw, str):
+        return raw, ""
+    try:
+        return json.loads(raw), ""
+    except (ValueError, RecursionError) as exc:
+        return None, f"not JSON ({str(exc)[:200]})"
+
+
 def score_predictions(
-    category: str, entries: Sequence[BfclEntry], predictions: Sequence[Prediction], source: str = ""
+    category: str,
+    entries: Sequence[BfclEntry],
+    predictions: Sequence[Prediction],
+    source: str = "",
+    *,
+    underscore_to_dot: bool = False,
 ) -> list[Verdict]:
     """One verdict per prediction, in order; an id unknown to the category is an error."""
     by_id = {e.id: e for e in entries}
@@ -314,7 +334,22 @@ def score_predictions(
         entry = by_id.get(pred.id)
         if entry is None:
             raise BfclDataError(
-                f"{source}:{pred.lineno}: id {pred.id!r} is not in BFCL category {category!r}"
+                f"id not in BFCL category {category!r}",
+                file=source,
+                where=pred.lineno,
+                value=pred.id,
             )
-        verdicts.append(entry.check(category, pred.calls))
+        verdicts.append(score_one(category, entry, pred, underscore_to_dot))
     return verdicts
+
+
+def score_one(
+    category: str, entry: BfclEntry, pred: Prediction, underscore_to_dot: bool = False
+) -> Verdict:
+    """One prediction's verdict; a value too deep to compare fails the row, not the run."""
+    if pred.decode_error:
+        return check_undecodable(category, pred.decode_error)
+    try:
+        return entry.check(category, pred.calls, underscore_to_dot=underscore_to_dot)
+    except RecursionError:
+        return Verdict(False, "value_error:others", "A value is nested too deeply to compare.")

@@ -16,6 +16,13 @@ differences (each only reachable on data BFCL itself would crash on, except the 
 * a gold name missing from the docs raises `BfclDocError` (BFCL: TypeError).
 * a non-dict element where a list of dicts is expected fails with `value_error:dict_key`
   (BFCL: AttributeError).
+* an int too large for a float, where a float is expected, fails with `value_error:others`
+  (BFCL: OverflowError).
+
+Names follow BFCL's two model styles: prompt-style models are scored with names as given;
+FC models (BFCL's `underscore_to_dot`: OpenAI, Mistral, Gemini, ...) were shown each dot as
+an underscore, so `math_factorial` is expected for `math.factorial`, and only that. Nothing
+else about a name changes: no length limit, no other character replaced, no mapping back.
 """
 
 from __future__ import annotations
@@ -25,6 +32,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from toolsft.errors import ToolsftError
 from toolsft.types import ToolCall
 
 PYTHON_TYPES: dict[str, type] = {
@@ -44,7 +52,7 @@ _NESTED = ("array", "tuple")
 _STRIP = re.compile(r"[ ,./\-_*^]")
 
 
-class BfclDocError(ValueError):
+class BfclDocError(ToolsftError, ValueError):
     """The function docs or the answers are malformed (a data bug, not a model error)."""
 
 
@@ -77,6 +85,11 @@ def checker_kind(category: str) -> str:
     return "simple"
 
 
+def fc_name(name: str) -> str:
+    """The name BFCL shows an FC (`underscore_to_dot`) model and expects back: dots -> `_`."""
+    return name.replace(".", "_")
+
+
 def standardize(text: str) -> str:
     """BFCL's string normal form: drop spaces and `,./-_*^`, lower-case, ' -> "."""
     return _STRIP.sub("", text).lower().replace("'", '"')
@@ -87,31 +100,26 @@ def check(
     func_docs: Sequence[Mapping[str, Any]],
     calls: Sequence[ToolCall],
     ground_truth: Sequence[Mapping[str, Mapping[str, list[Any]]]] | None,
+    *,
+    underscore_to_dot: bool = False,
 ) -> Verdict:
     """Check one prediction (`calls`, empty for no call) against BFCL docs and answers.
 
     `func_docs` are BFCL-dialect function docs, `ground_truth` the entry's `ground_truth`
     list (`[{name: {param: [acceptable values]}}]`); unused for (ir)relevance categories.
+    `underscore_to_dot` selects BFCL's FC name mode (see the module doc).
     """
     kind = checker_kind(category)
-    if kind == "irrelevance":
-        if calls:
-            return _fail(
-                "irrelevance_error:decoder_success",
-                f"Valid syntax. Successfully decoded {len(calls)} call(s) when it should not.",
-            )
-        return OK
-    if kind == "relevance":
-        if calls:
-            return OK
-        return _fail("relevance_error:decoder_failed", "No function call decoded.")
     bad = _format_error(calls)
+    if kind in ("irrelevance", "relevance"):
+        # BFCL's `is_empty_output`: output not in call format counts as no call at all.
+        return _relevance(kind, 0 if bad else len(calls))
     if bad:
         return _fail("ast_decoder:decoder_wrong_output_format", bad)
     if ground_truth is None:
         raise BfclDocError(f"category {category!r} needs ground truth, got none")
     if kind == "parallel":
-        return _parallel_no_order(func_docs, calls, ground_truth)
+        return _parallel_no_order(func_docs, calls, ground_truth, underscore_to_dot)
     checker = "multiple_function_checker" if kind == "multiple" else "simple_function_checker"
     want = 1 if kind == "simple" else len(ground_truth)  # BFCL: simple wants exactly one
     if len(calls) != want:
@@ -124,20 +132,48 @@ def check(
         doc = func_docs[0]
     if doc is None:
         raise BfclDocError(f"no function doc named {_answer_name(answer)!r}")
-    return check_call(doc, calls[0], answer)
+    return check_call(doc, calls[0], answer, underscore_to_dot=underscore_to_dot)
+
+
+def check_undecodable(category: str, reason: str) -> Verdict:
+    """A prediction whose calls could not be decoded: BFCL's `decoder_failed` path, which
+    (ir)relevance categories read as "no call"."""
+    kind = checker_kind(category)
+    if kind in ("irrelevance", "relevance"):
+        return _relevance(kind, 0, reason)
+    return _fail("ast_decoder:decoder_failed", f"Invalid syntax. Failed to decode AST. {reason}")
+
+
+def _relevance(kind: str, n_calls: int, reason: str = "") -> Verdict:
+    """BFCL's relevance runner: irrelevance passes without a call, relevance with one."""
+    if kind == "relevance":
+        if n_calls:
+            return OK
+        return _fail("relevance_error:decoder_failed", f"No call decoded. {reason}".strip())
+    if n_calls:
+        return _fail(
+            "irrelevance_error:decoder_success",
+            f"Valid syntax. Successfully decoded {n_calls} call(s) when it should not.",
+        )
+    return OK
 
 
 def check_call(
-    doc: Mapping[str, Any], call: ToolCall, answer: Mapping[str, Mapping[str, list[Any]]]
+    doc: Mapping[str, Any],
+    call: ToolCall,
+    answer: Mapping[str, Mapping[str, list[Any]]],
+    *,
+    underscore_to_dot: bool = False,
 ) -> Verdict:
     """BFCL's `simple_function_checker`: one call against one doc and one gold answer."""
     expected = _answer_params(answer)
     params = doc.get("parameters", {})
     props: Mapping[str, Any] = params.get("properties", {})
-    if call.name != doc["name"]:
+    name = fc_name(doc["name"]) if underscore_to_dot else doc["name"]  # convert_func_name
+    if call.name != name:
         return _fail(
             "simple_function_checker:wrong_func_name",
-            f"Function name {doc['name']!r} not found in model output (got {call.name!r}).",
+            f"Function name {name!r} not found in model output (got {call.name!r}).",
         )
     args = call.arguments
     for param in params.get("required", []):
@@ -165,10 +201,11 @@ def check_call(
 
 
 def _format_error(calls: Sequence[ToolCall]) -> str:
-    """What BFCL's `is_function_calling_format_output` would reject, or ''."""
+    """What BFCL's `is_function_calling_format_output` would reject, or ''. It checks the
+    arguments only: a name that is not a string is a call, with a wrong name."""
     for i, call in enumerate(calls):
-        if not isinstance(call.name, str) or not isinstance(call.arguments, Mapping):
-            return f"call {i} is not a name with an arguments object: {call!r}"
+        if not isinstance(call.arguments, Mapping):
+            return f"call {i} has no arguments object: {call!r:.200}"
     return ""
 
 
@@ -193,6 +230,7 @@ def _parallel_no_order(
     func_docs: Sequence[Mapping[str, Any]],
     calls: Sequence[ToolCall],
     ground_truth: Sequence[Mapping[str, Mapping[str, list[Any]]]],
+    underscore_to_dot: bool,
 ) -> Verdict:
     """Greedy matching, as BFCL does it: each gold call takes the first unmatched call that
     passes. (Greedy, not bipartite: BFCL can reject an order a perfect matcher would accept.)"""
@@ -208,7 +246,7 @@ def _parallel_no_order(
         for j, call in enumerate(calls):
             if j in matched:
                 continue
-            verdict = check_call(doc, call, answer)
+            verdict = check_call(doc, call, answer, underscore_to_dot=underscore_to_dot)
             if verdict.valid:
                 matched.add(j)
                 break
@@ -243,7 +281,10 @@ def _check_param(
     if type_name in _NESTED and isinstance(items, Mapping) and "type" in items:
         nested = _python_type(items["type"], param)
     if type_name == "float" and type(value) is int:
-        value = float(value)  # BFCL lets Python widen int to float, and only that.
+        try:
+            value = float(value)  # BFCL lets Python widen int to float, and only that.
+        except OverflowError:
+            return _fail("value_error:others", f"{param!r}: integer too large for a float.")
     verdict, is_variable = _type_check(param, value, acceptable, type_name, expected, nested)
     if not verdict.valid:
         return verdict

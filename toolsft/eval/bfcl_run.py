@@ -1,10 +1,11 @@
 """Run a model on BFCL's public data and score it with BFCL's AST rules.
 
-Entries become ordinary requests (BFCL's type dialect converted to JSON Schema, dotted names
-made OpenAI-safe and mapped back before checking, by `toolsft.eval.bfcl`), so any engine
-serves them; one batched engine call covers the whole category (BFCL's AST categories are
-single-turn). Accuracy is the share of entries whose calls pass BFCL's checker: comparable
-with the leaderboard's AST columns for the same category.
+Entries become ordinary requests (BFCL's type dialect converted to JSON Schema by
+`toolsft.eval.bfcl`), so any engine serves them; one batched engine call covers the whole
+category (BFCL's AST categories are single-turn). toolsft engines pass tools the FC way, so
+the run is an FC run in BFCL's terms: dotted names are shown with underscores and scored in
+BFCL's `underscore_to_dot` name mode. Accuracy is the share of entries whose calls pass
+BFCL's checker: comparable with the leaderboard's AST columns (FC models) for the category.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ def run_bfcl(
     limit: int | None = None,
     seed: int = 0,
 ) -> dict[str, Any]:
-    from toolsft.eval.bfcl import load_category
+    from toolsft.eval.bfcl import Prediction, load_category, score_one
 
     entries = load_category(folder, category)
     if limit is not None:
@@ -39,7 +40,7 @@ def run_bfcl(
     requests = [
         Request(
             e.messages(),
-            [t.to_openai() for t in e.tools(openai_names=True)],
+            [t.to_openai() for t in e.tools(underscore_to_dot=True)],
             request_key(e.id, 0, 0),
         )
         for e in entries
@@ -50,15 +51,18 @@ def run_bfcl(
     rows = []
     for entry, gen in zip(entries, gens, strict=True):
         parsed = parse_assistant(gen.text)
-        verdict = entry.check(category, parsed.calls) if not parsed.errors else None
+        pred = Prediction(entry.id, tuple(parsed.calls), decode_error="; ".join(parsed.errors))
+        # Output that does not parse is BFCL's decoding failure: a miss, or a pass where
+        # the right answer is no call (irrelevance).
+        verdict = score_one(category, entry, pred, underscore_to_dot=True)
         rows.append(
             {
                 "id": entry.id,
                 "text": gen.text,
                 "calls": [c.as_dict() for c in parsed.calls],
-                "valid": bool(verdict and verdict.valid),
-                "error_type": "parse_error" if verdict is None else verdict.error_type,
-                "error": "; ".join(parsed.errors) if verdict is None else verdict.error,
+                "valid": verdict.valid,
+                "error_type": verdict.error_type,
+                "error": verdict.error,
             }
         )
     acc = summarize(
@@ -71,6 +75,7 @@ def run_bfcl(
         "schema": BFCL_SCHEMA,
         "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "category": category,
+        "name_mode": "underscore_to_dot",
         "folder": str(folder),
         "engine": engine.info(),
         "decoding": decoding.as_dict(),
