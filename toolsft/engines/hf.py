@@ -37,7 +37,7 @@ class HFEngine:
         dtype: str = "auto",
     ) -> None:
         import torch
-        from transformers import AutoModelForCausalLM, AutoTokenizer
+        from transformers import AutoModelForCausalLM
 
         self.model_path, self.adapter = str(model), (str(adapter) if adapter else None)
         self.batch_size = max(1, int(batch_size))
@@ -45,19 +45,41 @@ class HFEngine:
             ("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else device
         )
         torch_dtype = _dtype(dtype, self.device)
+        self._load_renderer()
+        self.model = AutoModelForCausalLM.from_pretrained(self.model_path, dtype=torch_dtype)
+        if self.adapter:
+            self.model = _merge_adapter(self.model, self.adapter)
+        self.model.to(self.device).eval()
+        self._compiler: Any = None
+        self._grammars: dict[str, Any] = {}
+        self._base_state: dict[str, Any] | None = None
+
+    def _load_renderer(self) -> None:
+        from transformers import AutoTokenizer
+
         tok_src = tokenizer_source(self.model_path, self.adapter)
         tokenizer = AutoTokenizer.from_pretrained(tok_src)
         tokenizer.padding_side = "left"
         if tokenizer.pad_token is None:
             tokenizer.pad_token = tokenizer.eos_token
         self.renderer = PromptRenderer(tokenizer, tok_src)
-        self.model = AutoModelForCausalLM.from_pretrained(self.model_path, dtype=torch_dtype)
+        self.stop_ids = self.renderer.stop_token_ids()
+
+    def use_adapter(self, adapter: str | Path | None) -> None:
+        """Serve another adapter (None: the base model) from the loaded base: its weights are
+        kept once and restored before each merge, so a learning curve loads the model once."""
+        if self._base_state is None:
+            if self.adapter:
+                raise EngineError("this engine merged --adapter at start; start it without one")
+            self._base_state = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
+        else:
+            self.model.load_state_dict(self._base_state)
+        self.adapter = str(adapter) if adapter else None
         if self.adapter:
             self.model = _merge_adapter(self.model, self.adapter)
-        self.model.to(self.device).eval()
-        self.stop_ids = self.renderer.stop_token_ids()
-        self._compiler: Any = None
-        self._grammars: dict[str, Any] = {}
+            self.model.to(self.device).eval()
+        self._load_renderer()
+        self._grammars = {}
 
     def info(self) -> dict[str, Any]:
         import transformers
