@@ -442,3 +442,221 @@ def test_sigint_during_training_is_exit_130(ws: Path, tmp_path: Path) -> None:
             proc.kill()
     assert proc.returncode == 130, rest
     assert "Error: interrupted" in rest and "Traceback" not in rest
+
+
+# --- eval, report and gate: option values, files and targets checked before any work -------
+
+SUITE = REPO / "tool_schemas" / "commerce"
+
+
+def gold_eval(ws: Path, out: Path, *extra: str) -> list[str]:
+    data = ["--data", str(ws / "data"), "--stages", "1"]
+    return ["eval", "--suite", str(SUITE), *data, "--engine", "gold", "--out", str(out), *extra]
+
+
+@pytest.fixture(scope="module")
+def gold_results(ws: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One finished gold run's results.json, for report and gate."""
+    out = tmp_path_factory.mktemp("gold") / "run"
+    res = invoke(gold_eval(ws, out, "--limit", "2", "--quiet"))
+    assert res.exit_code == 0, res.output
+    return out / "results.json"
+
+
+def test_eval_negative_limit_is_refused(ws: Path, tmp_path: Path) -> None:
+    line = error_line(invoke(gold_eval(ws, tmp_path / "e", "--limit", "-1")))
+    assert "'--limit'" in line and "-1" in line, line
+    assert not (tmp_path / "e").exists()
+
+
+@pytest.mark.parametrize(
+    ("option", "value"),
+    [
+        ("--samples", "0"),
+        ("--limit", "0"),
+        ("--max-turns", "0"),
+        ("--max-tokens", "-1"),
+        ("--temperature", "-1"),
+        ("--temperature", "nan"),
+        ("--top-p", "2"),
+        ("--top-p", "0"),
+        ("--concurrency", "0"),
+        ("--timeout", "0"),
+        ("--retries", "-1"),
+        ("--deadline", "-5"),
+        ("--seed", "-1"),
+        ("--batch-size", "0"),
+        ("--kv-cache-gib", "inf"),
+        ("--dtype", "fp8"),
+    ],
+)
+def test_eval_bad_option_value_is_refused(
+    ws: Path, tmp_path: Path, option: str, value: str
+) -> None:
+    """Each used to run and exit 0 (an empty or meaningless results.json)."""
+    line = error_line(invoke(gold_eval(ws, tmp_path / "e", option, value)))
+    assert f"'{option}'" in line and value in line, line
+    assert not (tmp_path / "e").exists(), "a refused run must write nothing"
+
+
+def test_eval_bad_split_is_refused(ws: Path, tmp_path: Path) -> None:
+    line = error_line(invoke(gold_eval(ws, tmp_path / "e", "--split", "../stage2/test")))
+    assert "--split:" in line and "'../stage2/test'" in line, line
+    assert not (tmp_path / "e").exists()
+
+
+def _replay(ws: Path, out: Path, predictions: Path) -> list[str]:
+    return gold_eval(ws, out, "--engine", "replay", "--predictions", str(predictions))
+
+
+@pytest.mark.parametrize(
+    ("content", "needle"),
+    [
+        (b"", "predictions.jsonl: holds no prediction"),
+        (b"\n  \n", "predictions.jsonl: holds no prediction"),
+        (
+            b'{"key": "a#0@0", "text": "x"}\n' + bytes(range(128, 256)),
+            "predictions.jsonl:2: not UTF-8",
+        ),
+        (b'{"id": "a", "turns": ["x"], "sample": "one"}\n', "predictions.jsonl:1: field sample"),
+        (b'{"key": "a", "text": ' + b"9" * 5000 + b"}\n", "predictions.jsonl:1: unreadable JSON"),
+    ],
+    ids=["empty", "blank", "binary", "bad-sample", "huge-int"],
+)
+def test_eval_replay_bad_predictions_name_the_file(
+    ws: Path, tmp_path: Path, content: bytes, needle: str
+) -> None:
+    preds = tmp_path / "predictions.jsonl"
+    preds.write_bytes(content)
+    line = error_line(invoke(_replay(ws, tmp_path / "e", preds)))
+    assert needle in line and str(tmp_path) in line, line
+    assert not (tmp_path / "e").exists()
+
+
+def test_replay_keeps_a_line_separator_inside_a_text(tmp_path: Path) -> None:
+    """Lines split at \\n only: a model's raw U+2028 in a text is not a line break."""
+    from toolsft.engines.replay import load_predictions
+
+    preds = tmp_path / "p.jsonl"
+    preds.write_text(json.dumps({"key": "a", "text": "x\u2028y"}, ensure_ascii=False) + "\n")
+    assert load_predictions(preds) == {"a": "x\u2028y"}
+
+
+def test_eval_out_that_is_a_file_is_refused_before_the_engine(
+    ws: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def no_engine(*a: Any, **k: Any) -> None:
+        raise AssertionError("an engine was built for a run that must be refused")
+
+    monkeypatch.setattr("toolsft.cli.eval.build_engine", no_engine)
+    target = tmp_path / "binary.bin"
+    target.write_bytes(b"\x00\xff keep me")
+    line = error_line(invoke(gold_eval(ws, target)))
+    assert f"{target}: --out must be a folder" in line, line
+    assert target.read_bytes() == b"\x00\xff keep me"
+    line = error_line(invoke(gold_eval(ws, target / "sub")))
+    assert f"{target}: not a folder" in line and "--out" in line, line
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["binary.bin"]
+
+
+@pytest.mark.parametrize("folder", ["missing", "empty"])
+def test_eval_bfcl_checks_folder_and_category_before_the_engine(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, folder: str
+) -> None:
+    """No engine (the default is vLLM with the default model) starts for a bad --bfcl."""
+
+    def no_engine(*a: Any, **k: Any) -> None:
+        raise AssertionError("an engine was built for a run that must be refused")
+
+    monkeypatch.setattr("toolsft.cli.eval.build_engine", no_engine)
+    bfcl = tmp_path / folder
+    if folder == "empty":
+        bfcl.mkdir()
+    out = tmp_path / "out"
+    line = error_line(
+        invoke(["eval", "--bfcl", str(bfcl), "--category", "simple", "--out", str(out)])
+    )
+    if folder == "missing":
+        assert "'--bfcl'" in line and str(bfcl) in line, line
+    else:
+        assert f"{bfcl}/BFCL_v4_simple.json: no such BFCL category" in line, line
+    assert not out.exists()
+
+
+def test_eval_jobs_out_that_is_a_file_is_refused_before_any_model(
+    ws: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def no_engine(*a: Any, **k: Any) -> None:
+        raise AssertionError("an engine was built for a run that must be refused")
+
+    monkeypatch.setattr("toolsft.cli.eval_engine.build_engine", no_engine)
+    (tmp_path / "taken").write_text("x")
+    jobs = tmp_path / "jobs.json"
+    jobs.write_text(json.dumps([{"model": "m", "out": str(tmp_path / "taken")}]))
+    args = gold_eval(ws, tmp_path / "e", "--engine", "hf", "--jobs", str(jobs))
+    line = error_line(invoke(args))
+    assert f"{jobs}:[0].out:" in line and "must be a folder" in line, line
+
+
+def _no_temp_files(folder: Path) -> None:
+    leftovers = [p.name for p in folder.iterdir() if p.name.endswith(".tmp")]
+    assert not leftovers, leftovers
+
+
+def test_report_out_that_is_a_folder_names_it(gold_results: Path, tmp_path: Path) -> None:
+    adir = tmp_path / "adir"
+    adir.mkdir()
+    line = error_line(invoke(["report", str(gold_results), "--out", str(adir)]))
+    assert f"{adir}: --out must be a regular file, and this is a folder" in line, line
+    assert list(adir.iterdir()) == []
+    _no_temp_files(tmp_path)
+
+
+def test_report_markdown_folder_is_refused_before_the_html(
+    gold_results: Path, tmp_path: Path
+) -> None:
+    adir, html = tmp_path / "adir", tmp_path / "r.html"
+    adir.mkdir()
+    args = ["report", str(gold_results), "--out", str(html), "--markdown", str(adir)]
+    line = error_line(invoke(args))
+    assert f"{adir}: --markdown must be" in line, line
+    assert not html.exists(), "nothing is written when one target is refused"
+    _no_temp_files(tmp_path)
+
+
+def test_gate_update_into_a_folder_is_refused(gold_results: Path, tmp_path: Path) -> None:
+    adir = tmp_path / "adir"
+    adir.mkdir()
+    line = error_line(invoke(["gate", str(gold_results), "--baseline", str(adir), "--update"]))
+    assert f"{adir}: --baseline must be a regular file" in line, line
+    assert list(adir.iterdir()) == []
+    _no_temp_files(tmp_path)
+
+
+def test_gate_markdown_folder_is_refused_before_the_table(
+    gold_results: Path, tmp_path: Path
+) -> None:
+    """One line and exit 2: no table printed first (error_line checks the whole output)."""
+    adir = tmp_path / "adir"
+    adir.mkdir()
+    args = ["gate", str(gold_results), "--baseline", str(gold_results), "--markdown", str(adir)]
+    line = error_line(invoke(args))
+    assert f"{adir}: --markdown must be a regular file" in line, line
+    assert list(adir.iterdir()) == []
+
+
+def test_gate_markdown_goes_into_a_new_folder(gold_results: Path, tmp_path: Path) -> None:
+    md = tmp_path / "new" / "summary.md"
+    args = ["gate", str(gold_results), "--baseline", str(gold_results), "--markdown", str(md)]
+    res = invoke(args)
+    assert res.exit_code == 0, res.output
+    assert "| " in md.read_text(encoding="utf-8")
+
+
+def test_atomic_write_refuses_a_folder_before_making_a_temp_file(tmp_path: Path) -> None:
+    from toolsft.io import atomic_write
+
+    (tmp_path / "adir").mkdir()
+    with pytest.raises(ToolsftError, match="adir: must be a regular file"):
+        atomic_write(tmp_path / "adir", "x")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["adir"]

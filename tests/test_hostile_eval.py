@@ -180,11 +180,13 @@ def test_deadline_stops_between_batches_and_resume_finishes(data: Path, tmp_path
 
     class Slow(GoldEngine):
         def generate(self, requests: Sequence[Request], decoding: Decoding) -> list[Generation]:
-            time.sleep(0.3)
+            time.sleep(2.5)
             return super().generate(requests, decoding)
 
+    # The deadline must fall inside the first batch, never before it: only a file is opened
+    # between setting it and the first check, which 2 s covers even on a loaded machine.
     with pytest.raises(EngineError, match=r"--deadline passed.*--resume"):
-        evaluate(Slow(examples), _cfg(data), out=tmp_path / "run", deadline_s=0.1)
+        evaluate(Slow(examples), _cfg(data), out=tmp_path / "run", deadline_s=2.0)
     res = evaluate(GoldEngine(examples), _cfg(data), out=tmp_path / "run", resume=True)
     assert res["perf"]["resumed_requests"] > 0
     assert res["metrics"]["task_completion"]["value"] == 1.0

@@ -16,8 +16,10 @@ import hashlib
 import json
 import os
 import shutil
+import signal
 import sys
 import tempfile
+import threading
 from collections.abc import Iterator, Mapping
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -40,12 +42,44 @@ def _umask() -> int:
     return mask
 
 
-def atomic_write(path: str | Path, data: str | bytes) -> None:
-    """Write `data` to `path` through a temporary file and a rename (text as UTF-8, `\\n`)."""
+def check_writable(
+    path: str | Path, *, folder: bool = False, option: str | None = None, special: bool = False
+) -> Path:
+    """Refuse, before anything is written, a target that cannot be what is written there: a
+    folder where a file goes (or the reverse), a device or FIFO where a file is replaced
+    (`special` allows one, for a file that is appended to), or a path under something that is
+    not a folder. `option` names the flag the path came from."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    flag = f"{option} " if option else ""
+    exists = path.exists()
+    if exists or path.is_symlink():
+        # A dangling link where a file goes is fine: the rename replaces the link itself.
+        fits = path.is_dir() if folder else not exists or path.is_file() or special
+        if not fits or (not folder and path.is_dir()):
+            what = "a folder" if path.is_dir() else "a file" if path.is_file() else "a special file"
+            want = "a folder" if folder else "a regular file"
+            raise ToolsftError(f"{flag}must be {want}, and this is {what}", file=path)
+    for parent in path.parents:
+        if parent.is_dir():
+            break
+        if parent.exists() or parent.is_symlink():
+            raise ToolsftError(
+                f"not a folder, so {flag}{path} cannot be written in it", file=parent
+            )
+    return path
+
+
+def atomic_write(path: str | Path, data: str | bytes) -> None:
+    """Write `data` to `path` through a temporary file and a rename (text as UTF-8, `\\n`).
+    A target that is a folder (or under a file) is refused, naming it, before anything is
+    made; a write that fails names the target, not the temporary file."""
+    path = check_writable(path)
     raw = data.encode("utf-8") if isinstance(data, str) else data
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as exc:
+        raise ToolsftError(f"cannot write ({exc.strerror or exc})", file=path) from exc
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(raw)
@@ -53,8 +87,10 @@ def atomic_write(path: str | Path, data: str | bytes) -> None:
             os.fsync(fh.fileno())
         os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; outputs are meant to be shared
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         Path(tmp).unlink(missing_ok=True)
+        if isinstance(exc, OSError):
+            raise ToolsftError(f"cannot write ({exc.strerror or exc})", file=path) from exc
         raise
 
 
@@ -97,6 +133,43 @@ def clear_dead_partials(target: Path) -> list[Path]:
             shutil.rmtree(path, ignore_errors=True)
             removed.append(path)
     return removed
+
+
+class Terminated(SystemExit):
+    """SIGTERM received inside `sigterm_unwinds`: exit status 143 (128 + SIGTERM), as a shell
+    reports a process the signal killed, but raised so that cleanup code runs first."""
+
+    def __init__(self) -> None:
+        super().__init__(128 + signal.SIGTERM)
+
+
+@contextlib.contextmanager
+def sigterm_unwinds() -> Iterator[None]:
+    """While inside, SIGTERM raises `Terminated` instead of killing the process at once, so
+    `with`/`finally` blocks remove partial folders and temporary files on the way out (Ctrl-C
+    already unwinds as KeyboardInterrupt; SIGKILL cannot be caught, which is what
+    `clear_dead_partials` is for). A handler someone else installed is left alone, and so is
+    every thread but the main one, where Python cannot handle signals."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.getsignal(signal.SIGTERM)
+    if previous is not signal.SIG_DFL:
+        yield
+        return
+    raised = False
+
+    def handler(signum: int, frame: Any) -> None:
+        nonlocal raised
+        if not raised:  # a second SIGTERM must not interrupt the cleanup the first started
+            raised = True
+            raise Terminated()
+
+    signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _alive(pid: int) -> bool:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 import os
 from pathlib import Path
 from typing import Any
@@ -10,7 +11,21 @@ from typing import Any
 import click
 from rich.console import Console
 
-from toolsft.cli.home import toolsft_home
+from toolsft.cli.eval_engine import build_engine
+
+
+class FiniteRange(click.FloatRange):
+    """A FloatRange that also refuses nan and inf: click lets nan through every bound."""
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        number = super().convert(value, param, ctx)
+        if not math.isfinite(number):
+            self.fail(f"{number} is not a finite number", param, ctx)
+        return number
+
+
+POSITIVE = FiniteRange(min=0, min_open=True)
+AT_LEAST_1 = click.IntRange(min=1)
 
 
 def _stages(text: str) -> tuple[int, ...]:
@@ -23,76 +38,6 @@ def _stages(text: str) -> tuple[int, ...]:
     if not stages or any(s not in (1, 2, 3) for s in stages):
         raise click.BadParameter(f"{text!r}: stages are 1, 2, 3", param_hint="--stages")
     return stages
-
-
-def build_engine(
-    engine: str,
-    model: str,
-    adapter: Path | None,
-    opts: dict[str, Any],
-    examples: list[Any] | None = None,
-) -> tuple[Any, dict[str, Any]]:
-    """The engine and the model identity recorded in results.json."""
-    from toolsft.engines import make_engine
-
-    if engine in ("replay", "gold"):
-        if engine == "replay" and not opts.get("predictions"):
-            raise click.UsageError("--engine replay needs --predictions FILE")
-        kw = (
-            {"predictions": opts["predictions"]}
-            if engine == "replay"
-            else {"examples": examples or [], "samples": opts.get("samples", 1)}
-        )
-        return make_engine(engine, **kw), {"name": engine}
-    if engine == "openai":
-        if not opts.get("base_url"):
-            raise click.UsageError(
-                "--engine openai needs --base-url (e.g. http://localhost:8000/v1)"
-            )
-        return make_engine(
-            "openai",
-            base_url=opts["base_url"],
-            model=model,
-            api_key=os.environ.get("OPENAI_API_KEY"),
-            concurrency=opts["concurrency"],
-            timeout_s=opts["timeout"],
-            retries=opts["retries"],
-            deadline_s=opts["deadline"],
-        ), {"name": model}
-    from toolsft.models import model_identity, resolve_model
-
-    if adapter is not None and not (adapter / "adapter_config.json").is_file():
-        if not (adapter / "config.json").is_file():
-            raise click.BadParameter(
-                f"{adapter}: neither a peft adapter (adapter_config.json) "
-                "nor a model folder (config.json)",
-                param_hint="--adapter",
-            )
-        model, adapter = str(adapter), None  # a full fine-tune's stage folder is a model
-    resolved = resolve_model(model, toolsft_home())
-    ident = model_identity(resolved)
-    if adapter is not None:
-        from toolsft.models import weights_sha256
-
-        ident["adapter"] = {"path": str(adapter), "sha256": weights_sha256(adapter)}
-    if engine == "hf":
-        return make_engine(
-            "hf",
-            model=resolved,
-            adapter=adapter,
-            batch_size=opts["batch_size"],
-            dtype=opts["dtype"],
-        ), ident
-    return make_engine(
-        "vllm",
-        model=resolved,
-        adapter=adapter,
-        seed=opts["seed"],
-        max_model_len=opts["max_model_len"],
-        kv_cache_gib=opts["kv_cache_gib"],
-        dtype=opts["dtype"],
-        enforce_eager=opts["enforce_eager"],
-    ), ident
 
 
 @click.command("eval")
@@ -109,7 +54,7 @@ def build_engine(
 )
 @click.option("--split", default="test", show_default=True)
 @click.option("--stages", default="1,2,3", show_default=True, help="Stages to evaluate.")
-@click.option("--limit", type=int, help="Rows per stage (a seeded sample); default all.")
+@click.option("--limit", type=AT_LEAST_1, help="Rows per stage (a seeded sample); default all.")
 @click.option(
     "--model",
     default="smollm2-135m",
@@ -117,31 +62,45 @@ def build_engine(
     help="Alias (smollm2-135m, tiny-random), local folder or Hugging Face id.",
 )
 @click.option(
-    "--adapter", type=click.Path(path_type=Path), help="LoRA adapter, e.g. runs/x/stage3."
+    "--adapter",
+    type=click.Path(path_type=Path, exists=True, file_okay=False),
+    help="LoRA adapter, e.g. runs/x/stage3.",
 )
 @click.option(
     "--engine",
     type=click.Choice(["vllm", "hf", "openai", "replay", "gold"]),
     help="Default: vllm where it imports, else hf. gold replays the rows' targets.",
 )
-@click.option("--predictions", type=click.Path(path_type=Path), help="replay: predictions.jsonl.")
+@click.option(
+    "--predictions",
+    type=click.Path(path_type=Path, exists=True, dir_okay=False),
+    help="replay: predictions.jsonl.",
+)
 @click.option("--base-url", help="openai: server URL, e.g. http://localhost:8000/v1.")
-@click.option("--concurrency", default=8, show_default=True, help="openai: requests in flight.")
+@click.option(
+    "--concurrency",
+    default=8,
+    type=AT_LEAST_1,
+    show_default=True,
+    help="openai: requests in flight.",
+)
 @click.option(
     "--timeout",
     default=120.0,
+    type=POSITIVE,
     show_default=True,
     help="openai: seconds one request may take; past it, it is retried.",
 )
 @click.option(
     "--retries",
     default=4,
+    type=click.IntRange(min=0),
     show_default=True,
     help="openai: retries of a transient failure (refused, 429, 5xx, timeout), backing off.",
 )
 @click.option(
     "--deadline",
-    type=float,
+    type=POSITIVE,
     help="Seconds the whole evaluation may take; past it the run stops, keeping its "
     "predictions for --resume.",
 )
@@ -164,21 +123,52 @@ def build_engine(
     show_default=True,
     help="required: every reply must start with a (constrained) call.",
 )
-@click.option("--max-tokens", default=192, show_default=True)
-@click.option("--temperature", default=0.0, show_default=True)
-@click.option("--top-p", default=1.0, show_default=True)
-@click.option("--samples", default=1, show_default=True, help="Episodes per row; pass^k for k>1.")
-@click.option("--seed", default=0, show_default=True, help="Sampling, row sample, bootstrap.")
-@click.option("--max-turns", default=4, show_default=True)
-@click.option("--batch-size", default=16, show_default=True, help="hf: prompts per generate().")
-@click.option("--dtype", default="auto", show_default=True)
-@click.option("--max-model-len", default=4096, show_default=True, help="vllm: context length.")
-@click.option("--kv-cache-gib", default=1.0, show_default=True, help="vllm: KV cache size.")
+@click.option("--max-tokens", default=192, type=AT_LEAST_1, show_default=True)
+@click.option("--temperature", default=0.0, type=FiniteRange(min=0), show_default=True)
+@click.option("--top-p", default=1.0, type=FiniteRange(0, 1, min_open=True), show_default=True)
+@click.option(
+    "--samples",
+    default=1,
+    type=AT_LEAST_1,
+    show_default=True,
+    help="Episodes per row; pass^k for k>1.",
+)
+@click.option(
+    "--seed",
+    default=0,
+    type=click.IntRange(0, 2**32 - 1),
+    show_default=True,
+    help="Sampling, row sample, bootstrap.",
+)
+@click.option("--max-turns", default=4, type=AT_LEAST_1, show_default=True)
+@click.option(
+    "--batch-size",
+    default=16,
+    type=AT_LEAST_1,
+    show_default=True,
+    help="hf: prompts per generate().",
+)
+@click.option(
+    "--dtype",
+    default="auto",
+    type=click.Choice(["auto", "float32", "bfloat16", "float16"]),
+    show_default=True,
+)
+@click.option(
+    "--max-model-len",
+    default=4096,
+    type=AT_LEAST_1,
+    show_default=True,
+    help="vllm: context length.",
+)
+@click.option(
+    "--kv-cache-gib", default=1.0, type=POSITIVE, show_default=True, help="vllm: KV cache size."
+)
 @click.option("--enforce-eager", is_flag=True, help="vllm: skip torch.compile (faster start).")
 @click.option(
     "--bfcl",
     "bfcl_dir",
-    type=click.Path(path_type=Path),
+    type=click.Path(path_type=Path, exists=True, file_okay=False),
     help="Run on BFCL's public data instead of a suite (with --category).",
 )
 @click.option("--category", help="BFCL category: simple_python, multiple, parallel, ...")
@@ -188,7 +178,7 @@ def build_engine(
 @click.option("--name", default="", help="Run name shown in reports.")
 @click.option(
     "--jobs",
-    type=click.Path(path_type=Path, dir_okay=False),
+    type=click.Path(path_type=Path, exists=True, dir_okay=False),
     help="JSON list of {model, out, name?, constrained?}: score each model in turn with one "
     "engine (vLLM reloads same-architecture weights in place instead of restarting).",
 )
@@ -231,12 +221,17 @@ def eval_cmd(**o: Any) -> None:
 
 
 def _run_suite(console: Console, engine_name: str, decoding: Any, o: dict[str, Any]) -> None:
+    from toolsft.cli.eval_jobs import read_jobs, run_jobs
     from toolsft.eval.data import load_eval_data
     from toolsft.eval.results import write_run
     from toolsft.eval.runner import EvalConfig, evaluate
+    from toolsft.io import check_writable
+    from toolsft.schema.suite import load_suite
 
     if not o["suite_path"]:
         raise click.UsageError("--suite is required (or --bfcl with --category)")
+    if o["jobs"] and (engine_name not in ("vllm", "hf") or o["adapter"]):
+        raise click.UsageError("--jobs scores local models: --engine vllm or hf, no --adapter")
     data = o["data"] or Path("datasets") / o["suite_path"].name
     name = o["name"] or _default_name(o, engine_name)
     cfg_kw = dict(
@@ -252,28 +247,24 @@ def _run_suite(console: Console, engine_name: str, decoding: Any, o: dict[str, A
         name=name,
         require_manifest=not o["no_manifest"],
     )
-    if o["jobs"] and (engine_name not in ("vllm", "hf") or o["adapter"]):
-        raise click.UsageError("--jobs scores local models: --engine vllm or hf, no --adapter")
-    if o["jobs"]:
-        from toolsft.cli.eval_jobs import run_jobs
-
-        run_jobs(console, engine_name, decoding, o, cfg_kw)
-        return
-    examples = None
-    if engine_name == "gold":
-        from toolsft.schema.suite import load_suite
-
-        suite_hash = load_suite(o["suite_path"]).hash
-        examples = load_eval_data(
-            data,
-            o["split"],
-            cfg_kw["stages"],
-            o["limit"],
-            o["seed"],
-            suite_hash,
-            not o["no_manifest"],
-        ).examples
     folder = o["out"] or Path("reports") / name
+    jobs = read_jobs(o["jobs"]) if o["jobs"] else None
+    if jobs is None:
+        check_writable(folder, folder=True, option="--out")
+    # Suite and rows are checked before an engine starts: a bad path must not cost a model load.
+    rows = load_eval_data(
+        data,
+        o["split"],
+        cfg_kw["stages"],
+        o["limit"],
+        o["seed"],
+        load_suite(o["suite_path"]).hash,
+        not o["no_manifest"],
+    )
+    if jobs is not None:
+        run_jobs(console, engine_name, decoding, o, cfg_kw, jobs)
+        return
+    examples = rows.examples if engine_name == "gold" else None
     engine, ident = build_engine(engine_name, o["model"], o["adapter"], o, examples)
     try:
         results = evaluate(
@@ -313,8 +304,8 @@ def _print(console: Console, results: dict[str, Any], quiet: bool) -> None:
 def _run_bfcl(console: Console, engine_name: str, decoding: Any, o: dict[str, Any]) -> None:
     import json
 
-    from toolsft.eval.bfcl_run import run_bfcl
-    from toolsft.io import atomic_write
+    from toolsft.eval.bfcl_run import load_entries, run_bfcl
+    from toolsft.io import atomic_write, check_writable
 
     if not o["category"]:
         raise click.UsageError(
@@ -325,14 +316,19 @@ def _run_bfcl(console: Console, engine_name: str, decoding: Any, o: dict[str, An
         raise click.UsageError("--engine gold has no BFCL targets; use `toolsft bfcl-score`")
     if o["resume"]:
         raise click.UsageError("--resume continues suite evaluations, not --bfcl runs")
-    engine, _ = build_engine(engine_name, o["model"], o["adapter"], o)
-    try:
-        res = run_bfcl(engine, o["bfcl_dir"], o["category"], decoding, o["limit"], o["seed"])
-    finally:
-        engine.close()
     out = Path(
         o["out"] or Path("reports") / f"bfcl-{o['category']}-{_default_name(o, engine_name)}"
     )
+    check_writable(out, folder=True, option="--out")
+    # The data and the output folder are checked before an engine (a model load) starts.
+    entries = load_entries(o["bfcl_dir"], o["category"], o["limit"])
+    engine, _ = build_engine(engine_name, o["model"], o["adapter"], o)
+    try:
+        res = run_bfcl(
+            engine, o["bfcl_dir"], o["category"], decoding, seed=o["seed"], entries=entries
+        )
+    finally:
+        engine.close()
     out.mkdir(parents=True, exist_ok=True)
     atomic_write(out / "bfcl_results.json", json.dumps(res, ensure_ascii=False, indent=1) + "\n")
     acc = res["accuracy"]
@@ -375,8 +371,12 @@ def report(
     from toolsft.eval.html import compare_markdown, render_html
     from toolsft.eval.results import load_results
     from toolsft.eval.tables import compare_table
-    from toolsft.io import atomic_write
+    from toolsft.io import atomic_write, check_writable
 
+    # Both targets are checked first, so a bad --markdown cannot leave the HTML half done.
+    check_writable(out, option="--out")
+    if markdown:
+        check_writable(markdown, option="--markdown")
     runs = [load_results(p) for p in results]
     names = (
         [x.strip() for x in labels.split(",")]

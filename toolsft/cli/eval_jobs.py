@@ -9,6 +9,7 @@ from rich.console import Console
 
 from toolsft.cli.home import toolsft_home
 from toolsft.errors import ToolsftError
+from toolsft.io import check_writable
 
 _FIELDS: tuple[tuple[str, type, bool], ...] = (
     ("model", str, True),
@@ -41,23 +42,33 @@ def read_jobs(path: Path) -> list[dict[str, Any]]:
                     where=f"[{i}].{key}",
                     value=job.get(key),
                 )
+        try:  # checked now: a job's bad folder must not cost the models before it
+            check_writable(job["out"], folder=True)
+        except ToolsftError as exc:
+            raise ToolsftError(str(exc), file=path, where=f"[{i}].out") from exc
     return jobs
 
 
 def run_jobs(
-    console: Console, engine_name: str, decoding: Any, o: dict[str, Any], cfg_kw: dict[str, Any]
+    console: Console,
+    engine_name: str,
+    decoding: Any,
+    o: dict[str, Any],
+    cfg_kw: dict[str, Any],
+    jobs: list[dict[str, Any]],
 ) -> None:
-    """Each job's model in turn through one engine; a job's results as a plain run writes them."""
+    """Each job (as `read_jobs` returned them) in turn through one engine; a job's results
+    as a plain run writes them."""
     from dataclasses import replace
 
-    from toolsft.cli.eval import build_engine
+    from toolsft.cli.eval_engine import build_engine
     from toolsft.eval.results import write_run
     from toolsft.eval.runner import EvalConfig, evaluate
     from toolsft.models import model_identity, resolve_model
 
     engine = None
     try:
-        for job in read_jobs(o["jobs"]):
+        for job in jobs:
             if engine is not None and hasattr(engine, "use_weights"):
                 resolved = resolve_model(job["model"], toolsft_home())
                 engine.use_weights(resolved)

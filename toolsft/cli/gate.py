@@ -69,10 +69,16 @@ def gate(
         run_gate,
     )
     from toolsft.eval.results import load_results
+    from toolsft.io import check_writable
 
     console = Console()
     if floor and not update:
         raise click.UsageError("--floor only goes with --update")
+    # Where the gate writes is checked before it prints anything: no table, then an error.
+    if update:
+        check_writable(baseline, option="--baseline")
+    if markdown:
+        check_writable(markdown, option="--markdown", special=True)  # appended: a pipe is fine
     new = load_results(results)
     if update:
         _update(console, new, baseline, floor)
@@ -81,13 +87,14 @@ def gate(
         tolerances = DEFAULT_TOLERANCES
     tol = load_tolerances(tolerances)
     result = run_gate(load_baseline(baseline), new, tol)
+    if markdown:  # before the table: a write that still fails must not follow a full report
+        markdown.parent.mkdir(parents=True, exist_ok=True)
+        with open(markdown, "a", encoding="utf-8") as fh:
+            fh.write(gate_markdown(result))
     console.print(_table(result))
     console.print(f"[dim]{method_line(result)}[/]")
     for w in result.warnings:
         console.print(f"[yellow]warning:[/] {w}")
-    if markdown:
-        with open(markdown, "a", encoding="utf-8") as fh:
-            fh.write(gate_markdown(result))
     if result.failed:
         console.print(f"[red bold]gate failed:[/] {', '.join(c.label for c in result.failed)}")
         sys.exit(EXIT_REGRESSION)

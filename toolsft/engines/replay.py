@@ -30,35 +30,57 @@ def request_key(row_id: str, sample: int, turn: int) -> str:
 
 
 def load_predictions(path: str | Path) -> dict[str, str]:
-    """Read `{"key", "text"}` lines, or `{"id", "turns": [...], "sample"?}` lines."""
+    """Read `{"key", "text"}` lines, or `{"id", "turns": [...], "sample"?}` lines.
+
+    Errors name the file and the line. Lines are split at `\\n` only: a model's text may hold
+    a raw U+2028, which `str.splitlines` would cut. A file with no prediction is refused: it
+    would score every episode as a miss."""
     file = Path(path)
-    out: dict[str, str] = {}
+    if file.exists() and not file.is_file():  # a folder, FIFO or device: reading would hang
+        raise EngineError("predictions must be a regular file", file=file)
     try:
-        lines = file.read_text(encoding="utf-8").splitlines()
+        data = file.read_bytes()
     except OSError as exc:
-        raise EngineError(f"{file}: cannot read predictions ({exc.strerror})") from exc
-    for n, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
-        try:
-            obj = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise EngineError(f"{file}:{n}: not JSON ({exc.msg})") from exc
-        out.update(_entries(file, n, obj))
+        raise EngineError(f"cannot read predictions ({exc.strerror})", file=file) from exc
+    out: dict[str, str] = {}
+    for n, raw in enumerate(data.split(b"\n"), 1):
+        if raw.strip():
+            out.update(_entries(file, n, _json_line(file, n, raw)))
+    if not out:
+        raise EngineError("holds no prediction: every episode would score as a miss", file=file)
     return out
+
+
+def _json_line(file: Path, n: int, raw: bytes) -> Any:
+    try:
+        return json.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        raise EngineError(
+            f"not UTF-8 text ({exc.reason} at byte {exc.start})", file=file, where=n
+        ) from exc
+    except json.JSONDecodeError as exc:
+        raise EngineError(f"not JSON ({exc.msg})", file=file, where=n) from exc
+    except (ValueError, RecursionError) as exc:  # over-long integers, too deep nesting
+        raise EngineError(f"unreadable JSON ({exc})", file=file, where=n) from exc
 
 
 def _entries(file: Path, n: int, obj: Any) -> dict[str, str]:
     if not isinstance(obj, Mapping):
-        raise EngineError(f"{file}:{n}: a prediction is a JSON object, got {type(obj).__name__}")
+        raise EngineError(
+            "a prediction is a JSON object", file=file, where=n, value=type(obj).__name__
+        )
     if "key" in obj and isinstance(obj.get("text"), str):
         return {str(obj["key"]): obj["text"]}
     turns = obj.get("turns")
     if "id" in obj and isinstance(turns, list) and all(isinstance(t, str) for t in turns):
-        sample = int(obj.get("sample", 0))
+        sample = obj.get("sample", 0)
+        if not isinstance(sample, int) or isinstance(sample, bool) or sample < 0:
+            raise EngineError(
+                "field sample must be a count (0, 1, ...)", file=file, where=n, value=sample
+            )
         return {request_key(str(obj["id"]), sample, i): t for i, t in enumerate(turns)}
     raise EngineError(
-        f'{file}:{n}: needs {{"key", "text"}} or {{"id", "turns": [...]}}, got keys {sorted(obj)}'
+        'needs {"key", "text"} or {"id", "turns": [...]}', file=file, where=n, value=sorted(obj)
     )
 
 

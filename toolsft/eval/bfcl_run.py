@@ -13,6 +13,7 @@ from __future__ import annotations
 import datetime as dt
 import time
 from collections import Counter
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,23 @@ from toolsft.eval.metrics import Metric, percentiles, summarize
 BFCL_SCHEMA = "toolsft.bfcl/1"
 
 
+def load_entries(folder: str | Path, category: str, limit: int | None = None) -> list[Any]:
+    """The category's entries (the first `limit`), or BfclDataError naming the folder or file:
+    called before an engine is built, so a wrong folder or category costs no model load."""
+    from toolsft.eval.bfcl import PREFIX, BfclDataError, load_category
+
+    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
+        raise BfclDataError("must be a whole number of entries >= 1", where="--limit", value=limit)
+    if not Path(folder).is_dir():
+        raise BfclDataError(
+            f"not a folder (BFCL's data folder holds {PREFIX}<category>.json files)", file=folder
+        )
+    entries = load_category(folder, category)
+    if not entries:
+        raise BfclDataError(f"category {category!r} has no entries", file=folder)
+    return entries if limit is None else entries[:limit]
+
+
 def run_bfcl(
     engine: Engine,
     folder: str | Path,
@@ -31,12 +49,13 @@ def run_bfcl(
     decoding: Decoding,
     limit: int | None = None,
     seed: int = 0,
+    entries: Sequence[Any] | None = None,
 ) -> dict[str, Any]:
-    from toolsft.eval.bfcl import Prediction, load_category, score_one
+    """Run and score the category; `entries` are those `load_entries` already read."""
+    from toolsft.eval.bfcl import Prediction, score_one
 
-    entries = load_category(folder, category)
-    if limit is not None:
-        entries = entries[:limit]
+    if entries is None:
+        entries = load_entries(folder, category, limit)
     requests = [
         Request(
             e.messages(),

@@ -51,6 +51,10 @@ def load_eval_data(
     The dataset is checked against its manifest.json before a row is read (every file's
     sha256, no file missing or added); one without a manifest is refused unless
     `require_manifest` is off. `path` may also be one data file of a dataset."""
+    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
+        raise DataError("must be a whole number of rows >= 1", where="--limit", value=limit)
+    if not split or split.startswith(".") or "/" in split or "\\" in split:
+        raise DataError("a split is a plain name such as test or val", where="--split", value=split)
     root = Path(path)
     if not root.exists():
         raise DataError("not found (run `toolsft gen` first)", file=root)
