@@ -219,12 +219,16 @@ def test_cli_export_stage_selection_and_errors(tmp_path: Path) -> None:
     answers = read_jsonl(out / "possible_answer" / "BFCL_v4_toolsft_shop_multiple.json")
     assert [a["id"] for a in answers] == ["toolsft_shop_multiple_0"]
 
-    result = runner.invoke(export_bfcl, ["--data", str(data), "--stage", "3", "--out", str(out)])
-    assert result.exit_code != 0 and "stage3/test.jsonl: no such split file" in result.output
+    # Errors go through the `toolsft` group, which turns them into the one-line contract.
+    from toolsft.cli.main import cli
+
+    args = ["export-bfcl", "--data", str(data), "--out", str(out), "--stage"]
+    result = runner.invoke(cli, [*args, "3"])
+    assert result.exit_code == 2 and "stage3/test.jsonl: no such split file" in result.output
     bad = data / "stage1" / "test.jsonl"
     bad.write_text(bad.read_text() + "{not json\n")
-    result = runner.invoke(export_bfcl, ["--data", str(data), "--stage", "1", "--out", str(out)])
-    assert result.exit_code != 0 and "stage1/test.jsonl:2: not a toolsft row" in result.output
+    result = runner.invoke(cli, [*args, "1"])
+    assert result.exit_code == 2 and "stage1/test.jsonl:2: not a toolsft row" in result.output
 
 
 def test_exporter_imports_neither_torch_nor_eval() -> None:

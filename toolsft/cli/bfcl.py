@@ -59,8 +59,9 @@ def bfcl_score(
     --out verdicts.jsonl
     """
     from toolsft.eval.bfcl import load_category, read_predictions, score_predictions
-    from toolsft.io import atomic_write
+    from toolsft.io import atomic_write, check_writable
 
+    check_writable(out, option="--out")  # before any scoring work
     entries = load_category(bfcl_dir, category)
     preds = read_predictions(predictions)
     verdicts = score_predictions(
@@ -121,10 +122,7 @@ def export_bfcl(data: Path, stage: str, split: str, out: Path) -> None:
         raise click.BadParameter(
             f"{stage!r} is neither a stage number nor 'all'", param_hint="--stage"
         )
-    try:
-        categories = export(data, stage, split, out)
-    except (FileNotFoundError, ValueError) as exc:
-        raise click.ClickException(str(exc)) from exc
+    categories = export(data, stage, split, out)  # a bad dataset raises DataError, naming it
     table = Table(title=f"export-bfcl: {data} stage {stage} {split}")
     for col in ("category", "entries", "answers"):
         table.add_column(col, justify="left" if col == "category" else "right")

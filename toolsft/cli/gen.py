@@ -11,6 +11,10 @@ from rich.table import Table
 
 from toolsft.types import LANGS, STAGES
 
+MAX_ROWS = 1_000_000
+"""Upper bound of --per-stage and --group: far above any real dataset, and it keeps a typo
+(an extra digit or ten) from running for hours."""
+
 
 @click.command("gen")
 @click.option(
@@ -37,6 +41,7 @@ from toolsft.types import LANGS, STAGES
     "--per-stage",
     default=1000,
     show_default=True,
+    type=click.IntRange(1, MAX_ROWS),
     help="Training rows per stage (val: 10%, test: 20% of this).",
 )
 @click.option("--lang", default="zh,en", show_default=True, help="Comma-separated languages.")
@@ -63,6 +68,7 @@ from toolsft.types import LANGS, STAGES
     "--group",
     default=1,
     show_default=True,
+    type=click.IntRange(1, MAX_ROWS),
     help="Rows per prompt group: consecutive rows share language, date and (with --show-all) "
     "tool order, so `train --share-prefix` computes their common prompt once.",
 )
@@ -153,10 +159,6 @@ def gen(
         raise click.BadParameter(
             f"must be 0 (all) or more, got {max_tools}", param_hint="--max-tools"
         )
-    if per_stage < 1:
-        raise click.BadParameter("must be at least 1", param_hint="--per-stage")
-    if group < 1:
-        raise click.BadParameter(f"must be at least 1, got {group}", param_hint="--group")
     if suite_order and not show_all:
         raise click.BadParameter(
             "needs --show-all (rows otherwise show a few tools each)", param_hint="--suite-order"
@@ -232,6 +234,15 @@ CONFIG_KEYS = {
 }
 
 
+CONFIG_RANGES: dict[str, tuple[float | None, float | None]] = {
+    "per_stage": (1, MAX_ROWS),
+    "group": (1, MAX_ROWS),
+    "max_tools": (0, None),
+    "entity_swap": (0, 1),
+}
+"""The bounds the command line's option types enforce, for the same values from a file."""
+
+
 def _config_section(ctx: click.Context, file: Path) -> dict[str, object]:
     """The `gen` section of a config file, less the options given on the command line."""
     from toolsft.errors import ToolsftError
@@ -258,6 +269,11 @@ def _config_section(ctx: click.Context, file: Path) -> dict[str, object]:
             raise ToolsftError(
                 f"must be {kind.__name__}", file=file, where=f"gen.{key}", value=value
             )
+        low, high = CONFIG_RANGES.get(key, (None, None))
+        # Written so that NaN fails too: every comparison with it is False.
+        if not ((low is None or low <= value) and (high is None or value <= high)):
+            bound = f"at least {low}" if high is None else f"from {low} to {high}"
+            raise ToolsftError(f"must be {bound}", file=file, where=f"gen.{key}", value=value)
         source = ctx.get_parameter_source(key)
         if source is not click.core.ParameterSource.COMMANDLINE:
             out[key] = value

@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from toolsft.io import DataError
 from toolsft.types import Example, ToolCall, ToolSpec
 
 log = logging.getLogger(__name__)
@@ -55,7 +56,12 @@ def category_names(suite: str) -> dict[str, str]:
     base = "toolsft_" + (re.sub(r"[^a-z0-9]+", "_", suite.lower()).strip("_") or "suite")
     if "relevance" in base:
         # BFCL routes on substrings: such a name would score call rows as (ir)relevance.
-        raise ValueError(f"suite name {suite!r}: must not contain 'relevance' (BFCL routing)")
+        raise DataError(
+            "the suite name (the data folder's name) must not contain 'relevance' (BFCL "
+            "routes categories by name)",
+            where="suite",
+            value=suite,
+        )
     # "_multiple": several functions are shown, so BFCL must look the function up by name
     # (its simple checker compares against the first function listed).
     return {
@@ -180,7 +186,7 @@ def _ground_truth(example: Example) -> list[dict[str, Any]]:
     truth = []
     for call in example.expected.calls:
         if call.name not in tools:
-            raise ValueError(
+            raise DataError(
                 f"row {example.meta.get('id', '?')}: gold call {call.name!r} is not among "
                 f"its tools ({', '.join(tools)})"
             )
@@ -196,11 +202,11 @@ def split_paths(data: Path, stage: int | str, split: str) -> list[Path]:
     if str(stage) == "all":
         found = sorted(data.glob(f"stage*/{split}.jsonl"), key=lambda p: p.parent.name)
         if not found:
-            raise FileNotFoundError(f"{data}: no stage*/{split}.jsonl files")
+            raise DataError(f"no stage*/{split}.jsonl files (--split {split})", file=data)
         return found
     path = data / f"stage{stage}" / f"{split}.jsonl"
     if not path.is_file():
-        raise FileNotFoundError(f"{path}: no such split file (--stage {stage} --split {split})")
+        raise DataError(f"no such split file (--stage {stage} --split {split})", file=path)
     return [path]
 
 
@@ -209,14 +215,22 @@ def read_examples(paths: Sequence[Path]) -> list[Example]:
     out = []
     for path in paths:
         # split("\n"), not splitlines(): JSON strings may hold a raw U+2028 or U+0085.
-        for lineno, line in enumerate(path.read_text(encoding="utf-8").split("\n"), 1):
+        try:
+            text = path.read_text(encoding="utf-8")
+        except UnicodeDecodeError as exc:
+            raise DataError(
+                f"not UTF-8 text (a bad byte at offset {exc.start})", file=path
+            ) from None
+        except OSError as exc:
+            raise DataError(f"cannot read: {exc.strerror or exc}", file=path) from None
+        for lineno, line in enumerate(text.split("\n"), 1):
             if not line.strip():
                 continue
             try:
                 example = Example.from_row(json.loads(line))
                 example.expected  # noqa: B018 - parse `meta.expected` now, to report it here
-            except (json.JSONDecodeError, KeyError, TypeError, AttributeError) as exc:
-                raise ValueError(f"{path}:{lineno}: not a toolsft row ({exc!r})") from exc
+            except (ValueError, KeyError, TypeError, AttributeError, RecursionError) as exc:
+                raise DataError(f"not a toolsft row ({exc!r})", file=path, where=lineno) from exc
             out.append(example)
     return out
 

@@ -7,6 +7,7 @@ leaves the target as it was: absent, or the complete previous dataset.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import re
@@ -23,6 +24,7 @@ from toolsft.io import (
     atomic_write,
     clear_dead_partials,
     partial_dir,
+    sigterm_unwinds,
     swap_dir,
     write_manifest,
 )
@@ -69,8 +71,8 @@ def check_target(out: Path, overwrite: bool, shown: Path | None = None) -> None:
 class DatasetWriter:
     """Collects a dataset's files in a hidden folder beside `out`; `commit` swaps it in.
 
-    Use as a context manager: leaving it without `commit` (an error, Ctrl-C) removes the
-    partial folder and leaves `out` untouched.
+    Use as a context manager: leaving it without `commit` (an error, Ctrl-C, SIGTERM) removes
+    the partial folder and leaves `out` untouched.
     """
 
     def __init__(self, out: Path, fmt: str = "jsonl", overwrite: bool = False) -> None:
@@ -87,12 +89,20 @@ class DatasetWriter:
         self.rows: dict[tuple[int, str], list[Example]] = {}
         self.counts: dict[str, int] = {}
         self.tmp: Path | None = None
+        self._signals = contextlib.ExitStack()
 
     def __enter__(self) -> DatasetWriter:
         check_target(self.target, self.overwrite, self.out)
         for path in clear_dead_partials(self.target):
             logger.info("removed %s, left by a run that was killed", path)
-        self.tmp = partial_dir(self.target)
+        # SIGTERM (a CI timeout, `kill`) unwinds through __exit__ like Ctrl-C instead of
+        # leaving the partial folder behind.
+        self._signals.enter_context(sigterm_unwinds())
+        try:
+            self.tmp = partial_dir(self.target)
+        except BaseException:
+            self._signals.close()
+            raise
         return self
 
     def __exit__(
@@ -101,9 +111,14 @@ class DatasetWriter:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        if self.tmp is not None:
-            shutil.rmtree(self.tmp, ignore_errors=True)
-            self.tmp = None
+        try:
+            if self.tmp is not None:
+                if kind is not None and issubclass(kind, (KeyboardInterrupt, SystemExit)):
+                    logger.warning("stopped: removing the unfinished dataset %s", self.tmp)
+                shutil.rmtree(self.tmp, ignore_errors=True)
+                self.tmp = None
+        finally:
+            self._signals.close()
 
     def add(self, stage: int, split: str, examples: list[Example]) -> None:
         """Write `stage<N>/<split>.jsonl` now; the rows are kept for the exports of `commit`."""

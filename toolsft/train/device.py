@@ -55,11 +55,17 @@ def resolve_auto(cfg: TrainConfig, device: Device) -> TrainConfig:
     """Fill every None with the device's choice; refuse options the device cannot run."""
     if cfg.method == "qlora" and not device.gpu:
         raise ConfigError(
-            "method = 'qlora': QLoRA needs a CUDA GPU (bitsandbytes 4-bit); "
-            "use method 'lora' on CPU (SmolLM2-135M trains fine in fp32/bf16)"
+            "QLoRA needs a CUDA GPU (bitsandbytes 4-bit); use method lora on CPU "
+            "(SmolLM2-135M trains fine in fp32/bf16)",
+            where="method",
+            value=cfg.method,
         )
     if cfg.method == "qlora" and importlib.util.find_spec("bitsandbytes") is None:
-        raise ConfigError("method = 'qlora': install bitsandbytes (pip install bitsandbytes)")
+        raise ConfigError(
+            "QLoRA needs bitsandbytes (pip install bitsandbytes)",
+            where="method",
+            value=cfg.method,
+        )
     if cfg.packing and not device.flash_attn:
         logger.warning("packing = true without FlashAttention: falls back to padded batches")
     tokens = GPU_TOKENS_PER_MICRO_BATCH if device.gpu else CPU_TOKENS_PER_MICRO_BATCH
@@ -70,10 +76,16 @@ def resolve_auto(cfg: TrainConfig, device: Device) -> TrainConfig:
         # Shared-prefix packs need an arbitrary 4-D mask: FlashAttention cannot take one.
         if cfg.attn_implementation == "flash_attention_2":
             raise ConfigError(
-                "share_prefix = true needs attn_implementation sdpa or eager, not flash_attention_2"
+                "must be sdpa or eager with share_prefix (FlashAttention takes no 4-D mask)",
+                where="attn_implementation",
+                value=cfg.attn_implementation,
             )
         if cfg.packing:
-            raise ConfigError("share_prefix = true and packing = true exclude each other")
+            raise ConfigError(
+                "must be false with share_prefix (they exclude each other)",
+                where="packing",
+                value=cfg.packing,
+            )
         attn = "sdpa" if attn == "flash_attention_2" else attn
     return cfg.replace(
         batch_size=batch,

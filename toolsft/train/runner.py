@@ -12,6 +12,7 @@ from typing import Any
 
 from toolsft.train import artifacts as art
 from toolsft.train.callbacks import ProgressCallback, ProgressSink, quiet_progress_bars
+from toolsft.train.checkpoints import last_checkpoint
 from toolsft.train.config import TrainConfig, dump_yaml
 from toolsft.train.curriculum import (
     CurriculumError,
@@ -120,12 +121,15 @@ def _train_stage(
     template = choose_template(tokenizer, cfg.chat_template)
     prepared = prepare_data(plan, Path(data), cfg, tokenizer, template.train)
     run_checks(tokenizer, prepared, template.train, f"{data}/stage{stage}")
+    if overwrite and plan.dir.exists():
+        # Only now, with the config, model and data checked: a refused run keeps the old stage.
+        shutil.rmtree(plan.dir)
     plan.dir.mkdir(parents=True, exist_ok=True)
     art.write_text(plan.dir / "config.yaml", dump_yaml(cfg))
     trainer, progress_cb = _make_trainer(
         plan, cfg, device, base_path, tokenizer, prepared, progress, callbacks
     )
-    last = _last_checkpoint(plan) if resume else None
+    last = last_checkpoint(plan) if resume else None
     if last:
         logger.info("resuming stage %d from %s", stage, last)
     result = trainer.train(resume_from_checkpoint=last)
@@ -141,9 +145,9 @@ def train_all(
 
 
 def _settle_existing(plan: StagePlan, resume: bool, overwrite: bool) -> bool:
-    """True if the stage is complete and --resume says to skip it; clears it on --overwrite."""
-    if overwrite and plan.dir.exists():
-        shutil.rmtree(plan.dir)
+    """True if the stage is complete and --resume says to skip it; refuses what exists
+    unless --overwrite (which `_train_stage` clears once the new run has passed its checks)."""
+    if overwrite:
         return False
     if plan.complete:
         if resume:
@@ -297,24 +301,6 @@ def _make_trainer(
     )
     trainer.remove_callback(PrinterCallback)  # it prints log dicts; our callback logs them
     return trainer, progress_cb
-
-
-def _last_checkpoint(plan: StagePlan) -> str | None:
-    """The newest *complete* checkpoint. A kill while a checkpoint is being written leaves a
-    folder without `trainer_state.json` (found by a real SIGKILL test): skip such folders."""
-    if not plan.checkpoints.is_dir():
-        return None
-    complete = [
-        p
-        for p in plan.checkpoints.glob("checkpoint-*")
-        if p.name.split("-")[-1].isdigit() and (p / "trainer_state.json").is_file()
-    ]
-    for p in plan.checkpoints.glob("checkpoint-*"):
-        if p not in complete:
-            logger.warning("ignoring incomplete checkpoint %s (interrupted while saving)", p)
-    if not complete:
-        return None
-    return str(max(complete, key=lambda p: int(p.name.split("-")[-1])))
 
 
 def _metrics(
