@@ -55,7 +55,9 @@ def main() -> None:
     model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32)
     # the demo's own LoRA settings, built by the same function `toolsft train` uses
     cfg = TrainConfig(
-        lora_layers=args.lora_layers, target_modules=list(BUDGETS["cpu"].target_modules), lora_dropout=0.0
+        lora_layers=args.lora_layers,
+        target_modules=list(BUDGETS["cpu"].target_modules),
+        lora_dropout=0.0,
     )
     lora = lora_config(cfg, model.config.num_hidden_layers)
     model = get_peft_model(model, lora).train()
