@@ -428,7 +428,14 @@ def test_sigint_during_training_is_exit_130(ws: Path, tmp_path: Path) -> None:
     cmd = [sys.executable, "-m", "toolsft.cli", "train", "--stage", "1", "--no-manifest"]
     cmd += ["--data", str(data), "--out", str(tmp_path / "run"), "--model", "tiny-random"]
     cmd += ["--max-steps", "400", "--save-steps", "400", "--batch-size", "1", "--grad-accum", "1"]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env)
+    proc = subprocess.Popen(
+        cmd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        env=env,
+        # a job started in the background inherits SIGINT ignored; a user's Ctrl-C is not
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
     assert proc.stdout is not None
     try:
         deadline = time.monotonic() + 300

@@ -107,7 +107,14 @@ def _stop_mid_write(out: Path, sig: signal.Signals, *extra: str) -> tuple[int, s
     cmd = [sys.executable, "-m", "toolsft.cli", "gen", "--suite", str(DEFAULT_SUITE)]
     cmd += ["--out", str(out), "--per-stage", "3000", *extra]
     env = {**os.environ, "OMP_WAIT_POLICY": "PASSIVE"}
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        cmd,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        # a job started in the background inherits SIGINT ignored; a user's Ctrl-C is not
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
     deadline = time.monotonic() + 120
     try:
         while not any(out.parent.glob(f".{out.name}.partial-*/stage1/*.jsonl")):
