@@ -156,7 +156,7 @@ def test_a_slow_machine_is_told_before_the_demo_starts(tmp_path: Path) -> None:
 
     from toolsft.demo.run import expected_steps
 
-    slow = replace(BUDGETS["cpu-fp32"], min_steps=400)
+    slow = replace(BUDGETS["cpu"], min_steps=400)
     plan = build_plan(Path("tool_schemas/commerce"), slow, tmp_path, tmp_path, tmp_path / "b")
     steps = expected_steps(plan, spent=220)
     assert 0 < steps < 400
