@@ -133,6 +133,10 @@ def curve_svg(curve: Mapping[str, Any], width: int = 640, height: int = 320) -> 
             'stroke="#eee"/>'
             f'<text x="{pad_l - 4}" y="{y(v) + 4:.1f}" text-anchor="end">{int(100 * v)}%</text>'
         )
+    for step in sorted({p["global_step"] for p in points}):
+        parts.append(
+            f'<text x="{x(step):.1f}" y="{pad_t + h + 13}" text-anchor="middle">{step}</text>'
+        )
     for end in _stage_ends(points):
         parts.append(
             f'<line x1="{x(end):.1f}" x2="{x(end):.1f}" y1="{pad_t}" y2="{pad_t + h}" '
