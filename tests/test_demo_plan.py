@@ -70,7 +70,7 @@ def test_plan_runs_the_curriculum_in_order(tmp_path: Path) -> None:
     report = next(s for s in plan.steps if s.name == "report")
     assert report.argv.count("--labels") == 1 and str(tmp_path / "reports" / "base") in report.argv
     gate = next(s for s in plan.steps if s.name == "gate")
-    assert gate.ok_codes == (0, 1)  # a regression is a verdict the demo prints, not a crash
+    assert gate.ok_codes == (0, 1, 2)  # a verdict the demo prints, not a crash
 
 
 def test_eval_step_scores_every_model_from_the_jobs_file(tmp_path: Path) -> None:
@@ -111,9 +111,23 @@ def _fake_reports(reports: Path, base: float, final: float, n: int = 102) -> Non
         )
 
 
-@pytest.mark.parametrize("strict", [False, True])
-def test_a_gate_regression_is_printed_and_fails_only_with_strict(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, strict: bool
+@pytest.mark.parametrize(
+    ("gate_rc", "strict", "exit_code", "said"),
+    [
+        (1, False, 0, "gate: regression"),
+        (1, True, 1, "gate: regression"),
+        (2, False, 0, "gate: could not compare"),
+        (2, True, 2, "gate: could not compare"),
+        (0, True, 0, "gate: passed"),
+    ],
+)
+def test_the_gate_verdict_is_printed_and_fails_only_with_strict(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    gate_rc: int,
+    strict: bool,
+    exit_code: int,
+    said: str,
 ) -> None:
     from click.testing import CliRunner
 
@@ -123,21 +137,23 @@ def test_a_gate_regression_is_printed_and_fails_only_with_strict(
     reports, baseline = tmp_path / "reports", tmp_path / "base.json"
     baseline.write_text("{}")
     _fake_reports(reports, 0.05, 0.5)
+    log = tmp_path / "gate.log"
+    log.write_text("$ toolsft gate\nError: base.json:rows: other episodes\n")
 
-    def regress_at_gate(plan, logs, on_start=None, on_end=None, spent=0.0):  # type: ignore[no-untyped-def]
+    def fake_run(plan, logs, on_start=None, on_end=None, spent=0.0):  # type: ignore[no-untyped-def]
         return [
-            run.StepResult(s, 1 if s.name == "gate" else 0, 0.1, logs / "x.log", 1.0)
-            for s in plan.steps
+            run.StepResult(s, gate_rc if s.name == "gate" else 0, 0.1, log, 1.0) for s in plan.steps
         ]
 
-    monkeypatch.setattr(run, "run_plan", regress_at_gate)
+    monkeypatch.setattr(run, "run_plan", fake_run)
     args = ["demo", "--quick", "--runs", str(tmp_path / "runs"), "--reports", str(reports)]
-    res = CliRunner().invoke(
-        cli, [*args, "--baseline", str(baseline)] + (["--strict"] if strict else [])
-    )
-    assert res.exit_code == (1 if strict else 0), res.output
+    args += ["--baseline", str(baseline)] + (["--strict"] if strict else [])
+    res = CliRunner().invoke(cli, args)
+    assert res.exit_code == exit_code, res.output
     assert "held-out test split" in res.output and "50.0%" in res.output
-    assert "gate: regression" in res.output
+    assert said in res.output
+    if gate_rc == 2:
+        assert "other episodes" in res.output
     assert "significant gain: task completion 5.0% -> 50.0% on 102 episodes" in res.output
 
 

@@ -73,8 +73,8 @@ HEADLINE = (
 @click.option(
     "--strict",
     is_flag=True,
-    help="Exit 1 when the gate finds a regression against the baseline (default: print the "
-    "verdict and exit 0 once every step ran).",
+    help="Exit 1 when the gate finds a regression against the baseline, 2 when it cannot "
+    "compare (default: print the verdict and exit 0 once every step ran).",
 )
 @click.option("--dry-run", is_flag=True, help="Print the budget and the steps, run nothing.")
 def demo(
@@ -192,6 +192,14 @@ def demo(
         console.print(f"[red]gate: regression against {baseline}[/] (see {gate.log})")
         if strict:
             raise SystemExit(1)
+    elif gate.returncode == 2:
+        console.print(
+            f"[yellow]gate: could not compare with {baseline}[/] ({_last_error(gate.log)}); "
+            f"a baseline for this budget's episodes: toolsft gate {plan.final} --baseline "
+            f"{baseline} --update"
+        )
+        if strict:
+            raise SystemExit(2)
     else:
         console.print(f"[green]gate: passed against {baseline}[/]")
 
@@ -209,6 +217,14 @@ def _warn_if_too_slow(console: Console, plan: Any, spent: float) -> None:
             "(docs/experiments.md). The demo runs the whole loop, but expect no significant "
             "gain here: `toolsft demo --budget gpu` on a GPU, or `toolsft curve`, shows one.[/]"
         )
+
+
+def _last_error(log: Path) -> str:
+    try:
+        lines = [x for x in log.read_text(encoding="utf-8").splitlines() if x.startswith("Error:")]
+    except OSError:
+        return "no log"
+    return lines[-1].removeprefix("Error: ") if lines else "see the log"
 
 
 def gain_verdict(plan) -> str:  # type: ignore[no-untyped-def]
