@@ -45,10 +45,18 @@ from toolsft.cli.home import toolsft_home
     help="Split the points are scored on. Decide on val; score test once per decision.",
 )
 @click.option(
-    "--episodes", default=300, show_default=True, help="Episodes in the fixed set (at least)."
+    "--episodes",
+    default=300,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="Episodes in the fixed set (at least).",
 )
 @click.option(
-    "--per-kind", default=20, show_default=True, help="At least this many episodes of each kind."
+    "--per-kind",
+    default=20,
+    show_default=True,
+    type=click.IntRange(min=0),
+    help="At least this many episodes of each kind.",
 )
 @click.option(
     "--first-point",
