@@ -79,7 +79,8 @@ def expected_steps(plan: Plan, spent: float = 0.0) -> int:
     budget's estimates (0 without a time budget: then max_steps decide)."""
     if not plan.budget.minutes:
         return sum(plan.budget.max_steps)
-    fixed = sum(s.overhead_s if s.time_share else estimate(s, {}) for s in plan.steps)
+    prior = {s.name: s.est_s for s in plan.steps}  # a `like` step scales its model's estimate
+    fixed = sum(s.overhead_s if s.time_share else estimate(s, prior) for s in plan.steps)
     left = max(_target_left(plan, spent) - fixed, 0.0)
     trained = [s for s in plan.steps if s.time_share]
     floor = len(trained) * MIN_TRAIN_S
