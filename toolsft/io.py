@@ -94,6 +94,21 @@ def atomic_write(path: str | Path, data: str | bytes) -> None:
         raise
 
 
+def read_json_object(path: Path, error: type[ToolsftError] = ToolsftError) -> dict[str, Any]:
+    """The JSON object in `path`, or `error` naming the file and what is wrong with it."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise error(f"cannot read: {exc.strerror or exc}", file=path) from exc
+    except UnicodeDecodeError as exc:
+        raise error(f"not UTF-8 text (a bad byte at offset {exc.start})", file=path) from None
+    except json.JSONDecodeError as exc:
+        raise error(f"invalid JSON: {exc.msg}", file=path, where=exc.lineno) from None
+    if not isinstance(data, dict):
+        raise error("must be a JSON object", file=path, value=type(data).__name__)
+    return data
+
+
 def sha256_file(path: str | Path) -> str:
     """sha256 of a file's bytes, read in chunks (datasets and weights can be large)."""
     h = hashlib.sha256()

@@ -162,18 +162,9 @@ def check_model_folder(path: Path) -> Path:
     config = path / "config.json"
     if not config.is_file():
         raise ModelError("not a model folder (no config.json)", file=path)
-    try:
-        data = json.loads(config.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise ModelError(f"cannot read: {exc.strerror or exc}", file=config) from exc
-    except UnicodeDecodeError as exc:
-        raise ModelError(
-            f"not UTF-8 text (a bad byte at offset {exc.start})", file=config
-        ) from None
-    except json.JSONDecodeError as exc:
-        raise ModelError(f"invalid JSON: {exc.msg}", file=config, where=exc.lineno) from None
-    if not isinstance(data, dict):
-        raise ModelError("must be a JSON object", file=config, value=type(data).__name__)
+    from toolsft.io import read_json_object
+
+    read_json_object(config, ModelError)
     if not any(next(path.glob(pattern), None) for pattern in WEIGHT_PATTERNS):
         raise ModelError("not a model folder (no *.safetensors or *.bin weights)", file=path)
     if not any((path / name).is_file() for name in TOKENIZER_FILES):

@@ -7,12 +7,12 @@ when its `run.json` exists: that file is written last, after the adapter is in p
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from toolsft.errors import ToolsftError
+from toolsft.io import read_json_object
 from toolsft.types import STAGES
 
 RUN_JSON = "run.json"
@@ -61,18 +61,7 @@ def read_run(sdir: Path) -> dict[str, Any]:
     path = sdir / RUN_JSON
     if not path.is_file():
         raise CurriculumError(f"not found; {sdir.name} has not completed", file=path)
-    try:
-        run = json.loads(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise CurriculumError(f"cannot read: {exc.strerror or exc}", file=path) from exc
-    except UnicodeDecodeError as exc:
-        raise CurriculumError(
-            f"not UTF-8 text (a bad byte at offset {exc.start})", file=path
-        ) from None
-    except json.JSONDecodeError as exc:
-        raise CurriculumError(f"invalid JSON: {exc.msg}", file=path, where=exc.lineno) from None
-    if not isinstance(run, dict):
-        raise CurriculumError("must be a JSON object", file=path, value=type(run).__name__)
+    run = read_json_object(path, CurriculumError)
     if not _has_weights(sdir):
         raise CurriculumError(
             "no weights beside run.json (adapter_model.safetensors or model.safetensors); "
