@@ -18,6 +18,7 @@ from toolsft.gen.swap import Vocab, swap_value
 from toolsft.gen.words import say_date, say_number
 from toolsft.schema.checks import param_schema
 from toolsft.schema.executor import code_parts
+from toolsft.schema.params import drawn_kind
 from toolsft.schema.pools import entry_aliases, entry_say, entry_value, resolve_pool
 
 JOIN = {"zh": ("、", "和"), "en": (", ", " and ")}
@@ -245,29 +246,11 @@ def _make_slot(schema: Mapping[str, Any], raw: Any, pool: Mapping[str, Any] | No
         return s
     if pool is not None:
         return _Slot("pool", schema, cfg, pool)
-    s = _Slot(_scalar_kind(schema, cfg), schema, cfg, None)
+    s = _Slot(drawn_kind(schema, cfg), schema, cfg, None)
     if s.kind in ("enum", "boolean"):
         values = list(schema["enum"]) if s.kind == "enum" else [True, False]
         s.said.update({lang: tuple((v, _say_map(cfg, v, lang)) for v in values) for lang in JOIN})
     return s
-
-
-def _scalar_kind(schema: Mapping[str, Any], cfg: Mapping[str, Any]) -> str:
-    """Which scalar sampler a slot uses; the order is the order of precedence."""
-    kind = schema.get("type")
-    if "enum" in schema:
-        return "enum"
-    if kind == "boolean":
-        return "boolean"
-    if schema.get("format") == "date":
-        return "date"
-    if kind in ("integer", "number"):
-        return "number"
-    if "pattern" in cfg or "pattern" in schema:
-        return "code"
-    if schema.get("examples") or "default" in schema:
-        return "example"
-    return "text"
 
 
 def _code(pattern: str, rng: random.Random) -> str:

@@ -205,7 +205,8 @@ def _check_values(file: Path, path: str, node: Mapping[str, Any]) -> None:
 
 
 def drawn_kind(schema: Mapping[str, Any], cfg: Mapping[str, Any]) -> str:
-    """How the generator draws a value without a pool (mirrors `toolsft.gen.sample`)."""
+    """How the generator draws a value without a pool (`toolsft.gen.sample` uses this too);
+    the order is the order of precedence."""
     kind = schema.get("type")
     if "enum" in schema:
         return "enum"
