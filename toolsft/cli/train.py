@@ -144,7 +144,7 @@ def _flag_overrides(opts: dict[str, Any]) -> dict[str, Any]:
 @click.option(
     "--warmup-ratio",
     type=float,
-    help="Share of steps in linear warmup [0.1]; its first step has learning rate 0.",
+    help="Share of steps (of the time with --max-time) in linear warmup [0.1].",
 )
 @click.option(
     "--lr-scheduler",
@@ -231,17 +231,21 @@ def train(
     configs = {s: load_config(config_file, s, given, LABELS) for s in stages}
     check_dataset(data, stages, require_manifest=not opts.pop("no_manifest"))
     from toolsft.train import train_stage  # transformers loads here: after the cheap checks
+    from toolsft.train.distributed import is_main
 
     console = Console(stderr=True)
     home = toolsft_home()
+    main = is_main()  # under torchrun / accelerate launch only rank 0 draws and sums up
     for s in stages:
-        result = _run(
-            console,
-            lambda sink, s=s: train_stage(
+
+        def call(sink: Any, s: int = s) -> Any:
+            return train_stage(
                 s, data, out, configs[s], home, resume=resume, overwrite=overwrite, progress=sink
-            ),
-        )
-        _summary(console, result)
+            )
+
+        result = _run(console, call) if main else call(None)
+        if main:
+            _summary(console, result)
 
 
 def _run(console: Console, call: Any) -> Any:

@@ -20,6 +20,7 @@ from typing import Any
 
 import toolsft
 from toolsft.io import atomic_write, sha256_text
+from toolsft.train.config import TrainConfig
 from toolsft.train.curriculum import RUN_JSON, WEIGHT_FILES, StagePlan, read_run, weights_dir
 
 
@@ -125,3 +126,40 @@ def finish_stage(plan: StagePlan, record: dict[str, Any]) -> dict[str, Any]:
     record["run_sha256"] = hashlib.sha256(body).hexdigest()
     write_json(plan.dir / RUN_JSON, record)
     return record
+
+
+RUN_METRICS = ("global_step", "train_loss", "eval_loss", "tokens_per_s", "peak_memory_gb")
+
+
+def write_records(
+    plan: StagePlan,
+    cfg: TrainConfig,
+    trainer: Any,
+    template: Any,
+    record: dict[str, Any],
+    ids: dict[str, list[str]],
+    metrics: dict[str, Any],
+    base_id: dict[str, Any],
+) -> dict[str, Any]:
+    """trainer_args.json, metrics.json, data.json (`record` and the row `ids`), then run.json:
+    the stage is complete. Rank 0 only."""
+    from toolsft.train.build import serve_requires_merge
+
+    write_json(plan.dir / "trainer_args.json", trainer.args.to_dict())
+    write_json(plan.dir / "metrics.json", metrics)
+    write_json(plan.dir / "data.json", {**record, **ids})
+    return finish_stage(
+        plan,
+        {
+            "base_model": base_id,
+            "method": cfg.method,
+            "weights": "adapter" if cfg.method != "full" else "full model",
+            "weights_sha256": weights_sha256(plan.dir),
+            "parent": parent_lineage(plan),
+            "data": {k: v for k, v in record.items() if k != "dropped_too_long"},
+            "template": {"origin": template.origin, "sha256": text_sha256(template.serve)},
+            "serve_requires_merge": serve_requires_merge(cfg),
+            "config": "config.yaml",
+            "metrics": {k: metrics.get(k) for k in RUN_METRICS},
+        },
+    )

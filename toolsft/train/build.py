@@ -111,11 +111,18 @@ def attach_adapter(model: Any, cfg: TrainConfig, parent_weights: Path | None) ->
         return model
     from peft import PeftModel, get_peft_model
 
+    # ZeRO-3 gathers parameters into buffers of one dtype: peft's fp32 adapter on a bf16 base
+    # fails at the first step (TRL #6089), so the adapter takes the base's dtype there.
+    zero3 = zero3_enabled() and cfg.method != "qlora"
     if parent_weights is None:
         from peft.utils.error import NoMatchingPeftModuleError
 
         try:
-            return get_peft_model(model, lora_config(cfg, model.config.num_hidden_layers))
+            peft_model = get_peft_model(
+                model,
+                lora_config(cfg, model.config.num_hidden_layers),
+                autocast_adapter_dtype=not zero3,
+            )
         except NoMatchingPeftModuleError as exc:
             from toolsft.train.config import ConfigError
 
@@ -124,9 +131,28 @@ def attach_adapter(model: Any, cfg: TrainConfig, parent_weights: Path | None) ->
                 where="target_modules",
                 value=",".join(cfg.target_modules),
             ) from exc
-    model = PeftModel.from_pretrained(model, str(parent_weights), is_trainable=True)
-    _warn_lora_drift(model.peft_config["default"], cfg, parent_weights)
-    return model
+    else:
+        peft_model = PeftModel.from_pretrained(
+            model, str(parent_weights), is_trainable=True, autocast_adapter_dtype=not zero3
+        )
+        _warn_lora_drift(peft_model.peft_config["default"], cfg, parent_weights)
+    if zero3:
+        cast_trainable(peft_model, model.dtype)  # a parent saved in fp32 loads as fp32
+    return peft_model
+
+
+def zero3_enabled() -> bool:
+    """DeepSpeed ZeRO-3 is on (TrainingArguments set it up from the accelerate config)."""
+    from transformers.integrations.deepspeed import is_deepspeed_zero3_enabled
+
+    return bool(is_deepspeed_zero3_enabled())
+
+
+def cast_trainable(model: Any, dtype: Any) -> None:
+    """Give every trainable floating-point parameter `dtype`."""
+    for p in model.parameters():
+        if p.requires_grad and p.is_floating_point() and p.dtype != dtype:
+            p.data = p.data.to(dtype)
 
 
 def _warn_lora_drift(parent: Any, cfg: TrainConfig, where: Path) -> None:
@@ -197,6 +223,9 @@ def sft_config(cfg: TrainConfig, device: Device, output_dir: Path, has_val: bool
             use_cpu=not device.gpu,
             use_liger_kernel=bool(cfg.use_liger_kernel),
             dataloader_num_workers=0,
+            # Every trainable parameter gets a gradient each step: DDP need not search for
+            # unused ones (a search that also breaks with gradient checkpointing).
+            ddp_find_unused_parameters=False,
             shuffle_dataset=False,
         )
 

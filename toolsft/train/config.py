@@ -236,8 +236,21 @@ class TrainConfig:
             ),
             (
                 "attn_implementation",
-                not (self.share_prefix and self.attn_implementation == "flash_attention_2"),
-                "sdpa or eager with share_prefix (FlashAttention takes no 4-D mask)",
+                not self.share_prefix or self.attn_implementation in (None, "sdpa"),
+                "sdpa with share_prefix (FlashAttention takes no 4-D mask; eager adds the "
+                "boolean mask to the scores instead of masking with it)",
+            ),
+            (
+                "attn_implementation",
+                not self.packing or "flash" in (self.attn_implementation or "flash"),
+                "a FlashAttention kernel with packing (sdpa and eager ignore the position ids "
+                "that separate packed rows)",
+            ),
+            (
+                "gradient_checkpointing",
+                self.prefix_grad or not self.gradient_checkpointing,
+                "false with prefix_grad false (checkpointed layers drop the cache that hands "
+                "the detached prefix to the rows)",
             ),
             ("max_length", self.max_length >= 32, ">= 32"),
             ("seed", 0 <= self.seed < 2**32, "in [0, 2**32)"),

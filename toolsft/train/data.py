@@ -297,10 +297,8 @@ def answers_only(enc: Encoded, stage: int) -> Encoded:
     A row that answers from a tool result (it has a `tool` message) keeps the loss on the
     assistant turns after the first result and loses it on the turns before (the call, and any
     small talk). Rows of other stages (replay) and rows without a result keep every turn.
-    For a stage 3 that should teach answering and leave the calls to stages 1-2. Tried against
-    the demo's forgetting (stage 3 pulled "no tool fits" from 27/28 to 15/28 and parallel calls
-    from 4/19 to 0/19 on 300 test episodes, 2026-12-02), it did not help: 92 -> 68 episodes
-    with it, 92 -> 79 without.
+    For a stage 3 that should teach answering and leave the calls to stages 1-2. It did not
+    stop the demo's stage 3 from forgetting (docs/experiments.md), so the demo leaves it off.
     """
     # Weights stay as they are: labels off the new mask are -100, so their weight is unused.
     out = Encoded(dropped_too_long=list(enc.dropped_too_long), weights=list(enc.weights))

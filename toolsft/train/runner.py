@@ -10,7 +10,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from toolsft.io import read_json_object
 from toolsft.train import artifacts as art
+from toolsft.train import distributed as dist
 from toolsft.train.callbacks import ProgressCallback, ProgressSink, quiet_progress_bars
 from toolsft.train.checkpoints import last_checkpoint
 from toolsft.train.config import TrainConfig, dump_yaml
@@ -104,15 +106,21 @@ def _train_stage(
     callbacks: Sequence[Any],
 ) -> StageResult:
     plan = plan_stage(out, stage)
-    if _settle_existing(plan, resume, overwrite):
+    skip = _settle_existing(plan, resume, overwrite)
+    dist.barrier()  # every rank has read the stage's state before rank 0 changes it
+    if skip:
         logger.info("%s is complete; skipping (--resume)", plan.dir)
         return StageResult(stage, plan.dir, read_run(plan.dir), skipped=True)
     from toolsft.models import model_identity, resolve_model
     from toolsft.train.device import detect, resolve_auto
 
     device = detect()
+    dist.check_launch(device.gpu)
     cfg = resolve_auto(cfg, device)
     base_path = resolve_model(cfg.model, home)
+    from toolsft.train.memory import check_memory
+
+    check_memory(cfg, device, base_path)  # refuses a stage that cannot fit, before loading
     base_id = model_identity(base_path)
     check_parent_base(plan, base_id, cfg.method)
     tokenizer = _load_tokenizer(base_path)
@@ -121,11 +129,13 @@ def _train_stage(
     template = choose_template(tokenizer, cfg.chat_template)
     prepared = prepare_data(plan, Path(data), cfg, tokenizer, template.train)
     run_checks(tokenizer, prepared, template.train, f"{data}/stage{stage}")
-    if overwrite and plan.dir.exists():
-        # Only now, with the config, model and data checked: a refused run keeps the old stage.
-        shutil.rmtree(plan.dir)
-    plan.dir.mkdir(parents=True, exist_ok=True)
-    art.write_text(plan.dir / "config.yaml", dump_yaml(cfg))
+    if dist.is_main():  # rank 0 alone deletes and writes; the others wait for it
+        if overwrite and plan.dir.exists():
+            # Only now, with the config, model and data checked: a refused run keeps the old one.
+            shutil.rmtree(plan.dir)
+        plan.dir.mkdir(parents=True, exist_ok=True)
+        art.write_text(plan.dir / "config.yaml", dump_yaml(cfg))
+    dist.barrier()
     trainer, progress_cb = _make_trainer(
         plan, cfg, device, base_path, tokenizer, prepared, progress, callbacks
     )
@@ -262,7 +272,7 @@ def _make_trainer(
     progress: ProgressSink | None,
     callbacks: Sequence[Any],
 ) -> tuple[Any, ProgressCallback]:
-    from transformers import EarlyStoppingCallback, PrinterCallback
+    from transformers import EarlyStoppingCallback, PrinterCallback, set_seed
 
     from toolsft.train.build import attach_adapter, load_base, sft_config
     from toolsft.train.trainer import ToolSFTTrainer
@@ -270,9 +280,11 @@ def _make_trainer(
     has_val = bool(prepared.val.rows)
     # Arguments first: under DeepSpeed ZeRO-3 they make from_pretrained shard while loading.
     args = sft_config(cfg, device, plan.checkpoints, has_val)
+    dist.avoid_data_parallel(args)
     parent = weights_dir(plan.parent_dir) if plan.parent_dir else None
     full_parent = cfg.method == "full" and parent is not None
     model = load_base(parent if full_parent else base_path, cfg, device)
+    set_seed(cfg.seed)  # the new adapter's initial weights: the same in every run and rank
     model = attach_adapter(model, cfg, None if full_parent else parent)
     progress_cb = ProgressCallback(plan.stage, progress, max_time=cfg.max_time)
     cbs: list[Any] = [progress_cb, *callbacks]
@@ -318,6 +330,7 @@ def _metrics(
         metrics.update(trainer.evaluate())
     metrics.update(trainable_summary(trainer.model))
     metrics["global_step"] = trainer.state.global_step
+    metrics["world_size"] = trainer.accelerator.num_processes
     metrics["tokens_seen"] = int(trainer.state.num_input_tokens_seen or 0)
     metrics["tokens_per_s"] = round(progress_cb.tokens_per_s, 2)
     metrics["peak_memory_gb"] = round(peak_memory_gb(device), 3)
@@ -348,49 +361,21 @@ def _finish(
     base_id: dict[str, Any],
     data: Path,
 ) -> StageResult:
-    from toolsft.train.build import serve_requires_merge
-
     art.save_weights(trainer, tokenizer, template.serve, plan.dir)
-    if not trainer.is_world_process_zero():  # under `accelerate launch`: rank 0 writes
-        return StageResult(plan.stage, plan.dir, {}, metrics)
-    art.write_json(plan.dir / "trainer_args.json", trainer.args.to_dict())
-    art.write_json(plan.dir / "metrics.json", metrics)
-    art.write_json(
-        plan.dir / "data.json",
-        {
-            **prepared.record,
+    main = trainer.is_world_process_zero()
+    run: dict[str, Any] = {}
+    if main:
+        ids = {
             "train_ids": [f"stage{r.stage}:{r.id}" for r in prepared.train.rows],
             "val_ids": [r.id for r in prepared.val.rows],
-        },
-    )
-    run = art.finish_stage(
-        plan,
-        {
-            "base_model": base_id,
-            "method": cfg.method,
-            "weights": "adapter" if cfg.method != "full" else "full model",
-            "weights_sha256": art.weights_sha256(plan.dir),
-            "parent": art.parent_lineage(plan),
-            "data": {k: v for k, v in prepared.record.items() if k != "dropped_too_long"},
-            "template": {
-                "origin": template.origin,
-                "sha256": art.text_sha256(template.serve),
-            },
-            "serve_requires_merge": serve_requires_merge(cfg),
-            "config": "config.yaml",
-            "metrics": {
-                k: metrics.get(k)
-                for k in (
-                    "global_step",
-                    "train_loss",
-                    "eval_loss",
-                    "tokens_per_s",
-                    "peak_memory_gb",
-                )
-            },
-        },
-    )
-    if not cfg.keep_checkpoints:
-        shutil.rmtree(plan.checkpoints, ignore_errors=True)
+        }
+        run = art.write_records(
+            plan, cfg, trainer, template, prepared.record, ids, metrics, base_id
+        )
+        if not cfg.keep_checkpoints:
+            shutil.rmtree(plan.checkpoints, ignore_errors=True)
+    dist.barrier()  # the other ranks return what rank 0 wrote
+    if not main:
+        run, metrics = read_run(plan.dir), read_json_object(plan.dir / "metrics.json")
     logger.info("stage %d complete: %s", plan.stage, plan.dir)
     return StageResult(plan.stage, plan.dir, run, metrics)

@@ -1,15 +1,16 @@
 """Train for a time, not a number of steps: `train --max-time SECONDS`.
 
-The demo must fit 20 minutes on machines whose speed differs 4-5x per token (an AMX Xeon, a
-Zen 5 with AVX512-BF16, an AVX2-only EPYC: all seen by this project), so a fixed step count
-either overruns on the slow ones or wastes time on the fast ones. `TimeBudget` stops a stage
-when the next step would not finish in time, and drives the learning-rate schedule by the
-share of the time spent instead of the share of steps: a cosine schedule decays to zero at
-the deadline whatever the machine's speed (a step-based one, cut short, would stop at a high
-rate; a constant rate never anneals).
+Machines differ several-fold in speed per token, so a fixed step count either overruns a time
+budget on slow ones or wastes it on fast ones. `TimeBudget` stops a stage when the next step
+would not finish in time, and drives the learning-rate schedule by the share of the time spent
+instead of the share of steps: a cosine schedule decays to zero at the deadline whatever the
+machine's speed (a step-based one, cut short, would stop at a high rate; a constant rate never
+anneals).
 
 Time counts from the first optimizer step, so model loading, data preparation and the first
-checkpoint's save do not eat a stage's share.
+checkpoint's save do not eat a stage's share. A step's rate is the schedule's value at the end
+of that step (read just before the optimizer applies it), so the first warmup step trains at a
+positive rate rather than at 0.
 """
 
 from __future__ import annotations
@@ -59,6 +60,7 @@ class TimeBudget(TrainerCallback):
         self.t0: float | None = None
         self.steps = 0
         self.stopped_early = False
+        self._scheduler: Any = None
 
     def elapsed(self) -> float:
         return 0.0 if self.t0 is None else self.clock() - self.t0
@@ -80,12 +82,26 @@ class TimeBudget(TrainerCallback):
             control.should_training_stop = True
             control.should_save = True
 
+    def on_pre_optimizer_step(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
+        """Set the rate of the step being taken from the time spent at its end (now)."""
+        sched = self._scheduler
+        if sched is None:
+            return
+        m = self.multiplier()
+        for group, base in zip(sched.optimizer.param_groups, sched.base_lrs, strict=True):
+            group["lr"] = base * m
+        sched._last_lr = [g["lr"] for g in sched.optimizer.param_groups]  # what the trainer logs
+
     def multiplier(self) -> float:
         """The schedule's learning-rate multiplier at the share of time spent now."""
         return self.shape(self.fraction(), self.warmup_ratio)
 
     def scheduler(self, optimizer: Any) -> Any:
-        """A LambdaLR that asks `multiplier` at every step (its step count is ignored)."""
+        """A LambdaLR that asks `multiplier` (its step count is ignored); the rate a step
+        trains at is set again by `on_pre_optimizer_step`."""
         import torch
 
-        return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda _step: self.multiplier())
+        self._scheduler = torch.optim.lr_scheduler.LambdaLR(
+            optimizer, lambda _step: self.multiplier()
+        )
+        return self._scheduler

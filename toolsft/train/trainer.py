@@ -1,20 +1,14 @@
 """`SFTTrainer` with a CPU loss that projects only the assistant tokens through the LM head,
 and that trains shared-prefix packs (`toolsft.train.packing`) on any device.
 
-TRL's fused LM head scores only the labelled positions on Triton devices, but on CPU it scores
-every position (to keep tile shapes fixed) in [4096 x 32768] fp32 tiles with a dozen
-elementwise passes each way. In tool-calling rows most tokens are the system prompt and tool
-schemas, so on CPU we run the backbone, gather the hidden states whose next token is labelled
-and project only those: the same loss (sum over labelled tokens / tokens in the accumulated
-batch, as TRL computes it). Measured on commerce stage-2 rows, interleaved in one process on a
-2-core Xeon: SmolLM2-135M LoRA 1.6x TRL's fused head per step (300 vs 184 tokens per
-CPU-second) and 1.17x HF's full-logits loss; tiny-random 4x. That was before this path
-entered autocast itself (it ran in fp32 while the others ran in bf16); with autocast a
-shared-prefix pack step fell from ~4.5 s to ~3.0 s.
+On CPU, TRL's fused LM head scores every position; in tool-calling rows most tokens are the
+prompt and tool schemas, so this loss projects only the positions whose next token is
+labelled: the same loss (sum over labelled tokens / tokens in the accumulated batch), faster.
 """
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import torch
@@ -22,6 +16,9 @@ import torch.nn.functional as F
 from trl import SFTTrainer
 
 from toolsft.train.packing import PAD_SEGMENT, segment_mask
+
+COMPACT = "toolsft_compact"
+"""The forward keyword that asks for the compact logits (see `add_compact_head`)."""
 
 
 class ToolSFTTrainer(SFTTrainer):
@@ -40,6 +37,8 @@ class ToolSFTTrainer(SFTTrainer):
         self.prefix_grad = prefix_grad
         self.time_budget = time_budget
         """A `TimeBudget` (`max_time`): the schedule then runs over its time, not the steps."""
+        base = self.model.get_base_model() if hasattr(self.model, "get_base_model") else self.model
+        add_compact_head(base)
 
     def create_scheduler(self, num_training_steps: int, optimizer: Any = None) -> Any:
         if self.time_budget is None or self.lr_scheduler is not None:
@@ -69,43 +68,86 @@ class ToolSFTTrainer(SFTTrainer):
         mode = "train" if self.model.training else "eval"
         labels = inputs["labels"][:, 1:]
         mask = labels != -100
-        base = model.get_base_model() if hasattr(model, "get_base_model") else model
-        backbone = getattr(base, base.base_model_prefix)
         kwargs = {
             k: inputs[k] for k in ("input_ids", "attention_mask", "position_ids") if k in inputs
         }
-        # accelerate applies bf16 autocast by wrapping the outer model's forward; calling the
-        # backbone directly skips that wrapper, so enter the same context here (without it a
-        # CPU step ran in fp32: ~2x slower with AMX/AVX512-BF16).
+        if packed and not self.prefix_grad:
+            kwargs["toolsft_prefix_segments"] = segments
+        # Through `model` itself (DDP, FSDP, DeepSpeed wrappers): their forward is what syncs
+        # gradients across ranks. accelerate's autocast wraps that forward too; entering it here
+        # as well covers a model the accelerator has not wrapped.
         with self.accelerator.autocast():
-            if packed and not self.prefix_grad:
-                hidden = hidden_with_detached_prefix(backbone, segments, **kwargs)[:, :-1][mask]
-            else:
-                hidden = backbone(**kwargs, use_cache=False).last_hidden_state[:, :-1][mask]
-            logits = base.get_output_embeddings()(hidden).float()
+            logits = model(**kwargs, **{COMPACT: mask}).float()
         target = labels[mask]
         if weights is None:
             loss_sum = F.cross_entropy(logits, target, reduction="sum")
         else:
             ce = F.cross_entropy(logits, target, reduction="none")
             loss_sum = (weights[:, 1:][mask].to(ce.dtype) * ce).sum()
-        count = mask.sum() if num_items_in_batch is None else num_items_in_batch
-        loss = loss_sum / torch.as_tensor(count, device=loss_sum.device).clamp(min=1)
-        self._record(mode, logits, target, None if real is None else int(real.sum().item()))
+        loss = loss_sum / self._loss_divisor(mask, num_items_in_batch, loss_sum.device)
+        self._record(mode, logits, target, real)
         return (loss, None) if return_outputs else loss
+
+    def _loss_divisor(self, mask: torch.Tensor, num_items_in_batch: Any, device: Any) -> Any:
+        """Transformers' contract for a loss given `num_items_in_batch` (the labelled tokens of
+        the whole accumulated batch, summed over ranks): divide by it and multiply by the
+        number of ranks, since DDP averages the gradients. Without it: a per-batch mean, which
+        the Trainer divides by the accumulation steps itself."""
+        if num_items_in_batch is None:
+            return mask.sum().clamp(min=1)
+        count = torch.as_tensor(num_items_in_batch, device=device).clamp(min=1)
+        if self.args.average_tokens_across_devices:
+            count = count / (self.accelerator.num_processes // self.get_tp_size())
+        return count
 
     @torch.no_grad()
     def _record(
-        self, mode: str, logits: torch.Tensor, target: torch.Tensor, tokens: int | None
+        self, mode: str, logits: torch.Tensor, target: torch.Tensor, real: torch.Tensor | None
     ) -> None:
-        """The metrics TRL logs (token accuracy, tokens seen), from the compact logits;
-        `tokens` counts the batch's non-padding positions."""
-        n = target.numel()
-        acc = (logits.argmax(-1) == target).sum().item() / n if n else 0.0
-        self._metrics[mode]["mean_token_accuracy"].append(acc)
-        if mode == "train" and tokens is not None:
+        """The metrics TRL logs (token accuracy, tokens seen) from the compact logits, summed
+        over ranks like TRL's; `real` marks the batch's non-padding positions."""
+        n = torch.tensor(target.numel(), device=logits.device)
+        tokens = real.sum() if real is not None else torch.zeros_like(n)
+        local = torch.stack([(logits.argmax(-1) == target).sum(), n, tokens]).long()[None]
+        correct, n, tokens = self.accelerator.gather_for_metrics(local).sum(0).tolist()
+        self._metrics[mode]["mean_token_accuracy"].append(correct / n if n else 0.0)
+        if mode == "train" and real is not None:
             self._total_train_tokens += tokens
         self._metrics[mode]["num_tokens"] = [self._total_train_tokens]
+
+
+def add_compact_head(model: Any) -> None:
+    """Make `model(..., toolsft_compact=mask)` return the logits of the positions `mask` marks
+    (`hidden[:, :-1][mask]` through the LM head) instead of every position's.
+
+    Patched on the model itself, as TRL patches its fused head, so that the call still runs
+    through every wrapper around it (PEFT, DDP, FSDP, DeepSpeed, accelerate's autocast).
+    `toolsft_prefix_segments` runs each pack's shared prefix without gradient. Without the
+    keyword the forward is the original one (generation, evaluation through TRL)."""
+    if getattr(model, "_toolsft_compact", False):
+        return
+    original = model.forward
+
+    @functools.wraps(original)
+    def forward(
+        *args: Any,
+        toolsft_compact: torch.Tensor | None = None,
+        toolsft_prefix_segments: torch.Tensor | None = None,
+        **kwargs: Any,
+    ) -> Any:
+        if toolsft_compact is None:
+            return original(*args, **kwargs)
+        # Looked up on each call: PEFT and FSDP replace modules after the patch.
+        backbone = getattr(model, model.base_model_prefix)
+        ids = {k: kwargs.get(k) for k in ("input_ids", "attention_mask", "position_ids")}
+        if toolsft_prefix_segments is not None:
+            hidden = hidden_with_detached_prefix(backbone, toolsft_prefix_segments, **ids)
+        else:
+            hidden = backbone(**ids, use_cache=False).last_hidden_state
+        return model.get_output_embeddings()(hidden[:, :-1][toolsft_compact])
+
+    model.forward = forward
+    model._toolsft_compact = True
 
 
 def hidden_with_detached_prefix(

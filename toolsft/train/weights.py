@@ -5,11 +5,9 @@ steps: `<tool_call>`, the JSON keys and braces, end-of-turn. The tokens that dec
 are few: the first token of each assistant turn (call a tool or talk), the tool's name, every
 argument value, the character after each value (`,` for another argument or `}` for none: an
 optional argument left out is decided there) and the one after each `</tool_call>` (another
-call, or the end of the turn). On the CPU demo (2026-12-02) a plain loss left them underfit: a
-stage-2 model had 97.7% token accuracy on 40 *validation* stage-1 rows (templates it trained
-on), yet its teacher-forced first turn was right on only 13 of them, exactly the rows greedy
-decoding got right, so nothing in serving was at fault. `decision_weight` multiplies their
-loss; the sum is still divided by the labelled tokens, so 1 is the plain SFT loss.
+call, or the end of the turn). Under a plain loss they stay underfit while the boilerplate
+around them is learnt (docs/experiments.md). `decision_weight` multiplies their loss; the sum
+is still divided by the labelled tokens, so 1 is the plain SFT loss.
 """
 
 from __future__ import annotations
