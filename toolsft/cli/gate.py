@@ -11,7 +11,6 @@ import click
 from rich.console import Console
 
 EXIT_PASS, EXIT_REGRESSION, EXIT_REFUSED = 0, 1, 2
-DEFAULT_TOLERANCES = Path("evals/tolerances.yaml")
 
 
 @click.command("gate")
@@ -25,7 +24,7 @@ DEFAULT_TOLERANCES = Path("evals/tolerances.yaml")
 @click.option(
     "--tolerances",
     type=click.Path(path_type=Path),
-    help="YAML of allowed drops per metric and alpha (default: evals/tolerances.yaml if present).",
+    help="YAML of allowed drops per metric and alpha (default: the shipped evals/tolerances.yaml).",
 )
 @click.option(
     "--update",
@@ -83,8 +82,10 @@ def gate(
     if update:
         _update(console, new, baseline, floor)
         return
-    if tolerances is None and DEFAULT_TOLERANCES.is_file():
-        tolerances = DEFAULT_TOLERANCES
+    if tolerances is None:
+        from toolsft.shipped import shipped_tolerances
+
+        tolerances = shipped_tolerances()
     tol = load_tolerances(tolerances)
     result = run_gate(load_baseline(baseline), new, tol)
     if markdown:  # before the table: a write that still fails must not follow a full report

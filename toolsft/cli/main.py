@@ -28,6 +28,7 @@ COMMANDS: dict[str, str] = {
     "gate": "toolsft.cli.gate:gate",
     "demo": "toolsft.cli.demo:demo",
     "curve": "toolsft.cli.curve:curve",
+    "configs": "toolsft.cli.configs:configs",
 }
 
 HELP = {
@@ -42,6 +43,7 @@ HELP = {
     "gate": "Compare a run with a baseline; exit 1 on regression.",
     "demo": "The whole loop on the embedded default model, with the gain measured.",
     "curve": "Learning curve: snapshots at geometric steps, scored on one fixed episode set.",
+    "configs": "List the shipped configs by name, or print one's path (accelerate/ddp, ...).",
 }
 
 
