@@ -17,6 +17,7 @@ import argparse
 import json
 import os
 import statistics
+import sys
 import tempfile
 import time
 from dataclasses import replace
@@ -29,9 +30,11 @@ REPO = Path(__file__).resolve().parents[1]
 def requests_for(suite: Path, data: Path | None, rows: int, seed: int) -> list[Any]:
     from toolsft.engines.base import Request
     from toolsft.eval.data import load_eval_data
-    from toolsft.eval.testing import make_dataset
 
     if data is None:
+        sys.path.insert(0, str(REPO / "tests"))  # the tests' dataset helper, as they use it
+        from helpers import make_dataset
+
         data = make_dataset(Path(tempfile.mkdtemp(prefix="toolsft-bench-")), suite, per_stage=100)
     examples = load_eval_data(data, "test", limit=rows, seed=seed).examples
     return [

@@ -365,9 +365,9 @@ def test_openai_bad_settings_are_user_errors() -> None:
 
 def test_eval_cli_against_an_html_server_is_one_line_exit_2(tmp_path: Path) -> None:
     from click.testing import CliRunner
+    from helpers import DEFAULT_SUITE, make_dataset
 
     from toolsft.cli.main import cli
-    from toolsft.eval.testing import DEFAULT_SUITE, make_dataset
 
     data = make_dataset(tmp_path / "data", per_stage=10)
     page = b"<!doctype html><html><head><title>Login</title></head><body>..</body></html>"

@@ -8,10 +8,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from helpers import DEFAULT_SUITE, make_dataset
 
 from toolsft.chat.parse import parse_assistant
 from toolsft.engines.base import Decoding, Request
-from toolsft.eval.testing import DEFAULT_SUITE, make_dataset
 from toolsft.eval.validity import call_validity
 from toolsft.types import ToolSpec
 

@@ -8,9 +8,9 @@ from pathlib import Path
 import fixtures_train
 import pytest
 from click.testing import CliRunner
+from helpers import DEFAULT_SUITE, make_dataset
 
 from toolsft.cli.main import cli
-from toolsft.eval.testing import DEFAULT_SUITE, make_dataset
 
 tiny_home = fixtures_train.tiny_home
 

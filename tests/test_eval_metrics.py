@@ -103,12 +103,34 @@ def test_bleu_equals_sacrebleu_corpus_bleu(lang: str) -> None:
 
 
 def test_rouge_l() -> None:
-    assert rouge_l("the cat sat", "the cat sat", "en") == 1.0
-    assert rouge_l("", "x", "en") == 0.0
+    assert rouge_l("the cat sat", "the cat sat") == 1.0
+    assert rouge_l("The cat, sat!", "the cat sat") == 1.0  # case and punctuation aside
+    assert rouge_l("", "x") == 0.0 and rouge_l("x", "") == 0.0
     # LCS("a b c d", "a c d e") = 3 -> P = R = 3/4 -> F = 0.75
-    assert rouge_l("a b c d", "a c d e", "en") == pytest.approx(0.75)
-    assert rouge_l("订单已发货", "订单发货了", "zh") == pytest.approx(
-        2 * (4 / 5) * (4 / 5) / (8 / 5)
+    assert rouge_l("a b c d", "a c d e") == pytest.approx(0.75)
+    # one token per CJK character: LCS = 4 of 5 each way
+    assert rouge_l("订单已发货", "订单发货了") == pytest.approx(2 * (4 / 5) * (4 / 5) / (8 / 5))
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["您的订单DD12345678已发货，预计明天送达。", "ご注文は発送されました", "주문이 발송되었습니다"],
+)
+def test_rouge_l_scores_cjk_text(text: str) -> None:
+    """rouge-score's default tokenizer drops non-ASCII characters: every Chinese answer would
+    score 0 (or 1 for identical ASCII remnants). Ours keeps them."""
+    assert rouge_l(text, text) == 1.0
+    half = text[: len(text) // 2]
+    assert 0 < rouge_l(half, text) < 1
+    assert rouge_l("完全不同的回答", text) < rouge_l(half, text)
+
+
+def test_rouge_l_mixes_languages() -> None:
+    """A Chinese answer with an order id and an English word: each CJK character a token, the
+    id and the word one token each."""
+    # hypothesis 订 单 dd12345678 ok (4) vs reference 订 单 dd12345678 已 发 货 (6): LCS 3
+    assert rouge_l("订单 DD12345678 OK", "订单DD12345678已发货") == pytest.approx(
+        2 * (3 / 4) * (3 / 6) / (3 / 4 + 3 / 6)
     )
 
 

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from helpers import DEFAULT_SUITE, make_dataset
 
 from toolsft.cli.main import cli
-from toolsft.eval.testing import DEFAULT_SUITE, make_dataset
 
 SHARED_BFCL = Path(__file__).resolve().parents[2] / "shared" / "bfcl"
 

@@ -8,11 +8,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from helpers import DEFAULT_SUITE, make_dataset, scripted_run
 
 from toolsft.chat.parse import parse_assistant
 from toolsft.chat.template import render_assistant
 from toolsft.eval.metrics import METRICS
-from toolsft.eval.testing import DEFAULT_SUITE, make_dataset, scripted_run
 from toolsft.schema.suite import load_suite
 from toolsft.types import Example, ToolCall
 

@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from helpers import make_dataset, scripted_run
 
 from toolsft.cli.main import cli
 from toolsft.eval.baseline import BASELINE_SCHEMA, baseline_from_results, dump_baseline
@@ -29,7 +30,6 @@ from toolsft.eval.stats import (
     sign_flip_p,
     wilson_interval,
 )
-from toolsft.eval.testing import make_dataset, scripted_run
 
 REPO = Path(__file__).resolve().parents[1]
 TOLERANCES = REPO / "evals" / "tolerances.yaml"

@@ -23,10 +23,10 @@ from typing import Any
 import click
 import pytest
 from click.testing import CliRunner, Result
+from helpers import make_dataset
 
 from toolsft.cli.main import cli
 from toolsft.errors import ToolsftError
-from toolsft.eval.testing import make_dataset
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -19,9 +19,9 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner
+from helpers import DEFAULT_SUITE, make_dataset
 
 from toolsft.cli.main import cli
-from toolsft.eval.testing import DEFAULT_SUITE, make_dataset
 from toolsft.io import verify_dataset, write_manifest
 from toolsft.train.data import check_dataset
 

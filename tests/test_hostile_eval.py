@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 from fake_openai import FakeOpenAI, Reply, sse
+from helpers import DEFAULT_SUITE, make_dataset
 
 from toolsft.cli.main import cli
 from toolsft.engines.base import Decoding, EngineError, Generation, Request
@@ -25,7 +26,6 @@ from toolsft.errors import ToolsftError
 from toolsft.eval.data import load_eval_data
 from toolsft.eval.resume import PredictionLog, ResumeError
 from toolsft.eval.runner import EvalConfig, evaluate
-from toolsft.eval.testing import DEFAULT_SUITE, make_dataset
 
 REPO = Path(__file__).resolve().parents[1]
 

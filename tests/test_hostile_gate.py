@@ -12,11 +12,11 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner
+from helpers import make_dataset, scripted_run
 
 from toolsft.cli.main import cli
 from toolsft.eval.baseline import baseline_from_results, dump_baseline
 from toolsft.eval.results import write_run
-from toolsft.eval.testing import make_dataset, scripted_run
 
 TC = "metrics.task_completion"
 

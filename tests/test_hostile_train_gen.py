@@ -21,9 +21,9 @@ import fixtures_train
 import pytest
 from click.testing import CliRunner
 from fixtures_train import tiny_config
+from helpers import DEFAULT_SUITE, make_dataset
 
 from toolsft.cli.main import cli
-from toolsft.eval.testing import DEFAULT_SUITE, make_dataset
 from toolsft.io import verify_dataset
 
 tiny_data = fixtures_train.tiny_data

@@ -8,7 +8,7 @@ unifies their heterogeneous keys and fills the missing ones with nulls.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -173,8 +173,3 @@ class Example:
 def _strip_nulls(msg: Mapping[str, Any]) -> dict[str, Any]:
     """Undo Arrow's null-filling of keys a message never had."""
     return {k: v for k, v in msg.items() if v is not None}
-
-
-def tools_from_json(text: str | Sequence[Mapping[str, Any]]) -> tuple[ToolSpec, ...]:
-    items = json.loads(text) if isinstance(text, str) else text
-    return tuple(ToolSpec.from_openai(t) for t in items)

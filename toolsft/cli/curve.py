@@ -9,7 +9,10 @@ import click
 from rich.console import Console
 from rich.table import Table
 
+from toolsft.cli.eval_engine import check_given_options, engine_option
 from toolsft.cli.home import toolsft_home
+from toolsft.cli.params import SUITE, SUITE_HELP
+from toolsft.engines.registry import engine_names, engine_options
 
 
 @click.command("curve")
@@ -17,8 +20,8 @@ from toolsft.cli.home import toolsft_home
     "--suite",
     "suite_path",
     required=True,
-    type=click.Path(path_type=Path),
-    help="Suite folder, e.g. tool_schemas/commerce.",
+    type=SUITE,
+    help=SUITE_HELP,
 )
 @click.option(
     "--data", required=True, type=click.Path(path_type=Path), help="A `toolsft gen` folder."
@@ -67,13 +70,13 @@ from toolsft.cli.home import toolsft_home
 )
 @click.option(
     "--engine",
-    type=click.Choice(["vllm", "hf", "gold"]),
+    type=click.Choice(engine_names(swaps=True)),
     help="Default: vllm where it imports, else hf. gold scores the rows' own targets "
     "(a harness check: every point 100%).",
 )
 @click.option("--constrained/--free", default=False, show_default=True)
-@click.option("--batch-size", default=16, show_default=True, help="hf: prompts per generate().")
-@click.option("--enforce-eager", is_flag=True, help="vllm: skip torch.compile (faster start).")
+@engine_option("batch_size", type=click.IntRange(min=1))
+@engine_option("enforce_eager")
 @click.option("--seed", default=0, show_default=True, help="Episode pick, sampling, intervals.")
 @click.option(
     "--score-only", is_flag=True, help="Train nothing: score the snapshots already in --out."
@@ -100,6 +103,7 @@ def curve(**o: Any) -> None:
     console = Console(stderr=True)
     stages = _stages(o["stages"])
     engine = o["engine"] or default_engine()
+    check_given_options(click.get_current_context(), engine, chosen=bool(o["engine"]))
     cfg = CurveConfig(
         suite=o["suite_path"],
         data=o["data"],
@@ -158,11 +162,9 @@ def _configs(o: dict[str, Any], stages: tuple[int, ...]) -> dict[int, Any]:
 
 
 def _engine_opts(engine: str, o: dict[str, Any]) -> dict[str, Any]:
-    if engine == "hf":
-        return {"batch_size": o["batch_size"]}
-    if engine == "vllm":
-        return {"seed": o["seed"], "enforce_eager": o["enforce_eager"]}
-    return {}
+    """The engine's options (the registry's defaults for those curve does not declare) and
+    the seed it samples with."""
+    return {**engine_options(engine, o), "seed": o["seed"]}
 
 
 def _base_model(name: str) -> Path:
@@ -172,23 +174,14 @@ def _base_model(name: str) -> Path:
 
 
 def _score(console: Console, cfg: Any, points: Any, episodes: Any, base: Path) -> list:
-    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
-
+    from toolsft.cli.progress import StepBar
     from toolsft.demo.curve import score_points
 
-    columns = (
-        TextColumn("[bold]scoring {task.fields[point]}"),
-        BarColumn(),
-        TextColumn("{task.completed}/{task.total} points"),
-        TimeElapsedColumn(),
-    )
-    with Progress(*columns, console=console) as bar:
-        task = bar.add_task("score", total=len(points), point="")
+    with StepBar(console, "scoring", total=len(points), unit="points") as bar:
 
         def progress(name: str, done: int, total: int) -> None:
-            bar.update(task, completed=len(points) - total + done, point=name)
-            if not console.is_terminal and name:
-                console.print(f"scoring {name} ({done + 1}/{total} left to score)")
+            label = f"scoring {name}" if name else "scored"
+            bar.update(completed=len(points) - total + done, label=label)
 
         return score_points(cfg, points, episodes, base, progress)
 

@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-import logging
 import math
-import os
 from pathlib import Path
 from typing import Any
 
 import click
 from rich.console import Console
 
-from toolsft.cli.eval_engine import build_engine
+from toolsft.cli.eval_engine import build_engine, check_given_options, engine_option
+from toolsft.cli.params import SUITE, SUITE_HELP
+from toolsft.engines.registry import engine_names, get_engine
 
 
 class FiniteRange(click.FloatRange):
@@ -44,8 +44,8 @@ def _stages(text: str) -> tuple[int, ...]:
 @click.option(
     "--suite",
     "suite_path",
-    type=click.Path(path_type=Path),
-    help="Suite folder, e.g. tool_schemas/commerce.",
+    type=SUITE,
+    help=SUITE_HELP,
 )
 @click.option(
     "--data",
@@ -68,36 +68,14 @@ def _stages(text: str) -> tuple[int, ...]:
 )
 @click.option(
     "--engine",
-    type=click.Choice(["vllm", "hf", "openai", "replay", "gold"]),
+    type=click.Choice(engine_names()),
     help="Default: vllm where it imports, else hf. gold replays the rows' targets.",
 )
-@click.option(
-    "--predictions",
-    type=click.Path(path_type=Path, exists=True, dir_okay=False),
-    help="replay: predictions.jsonl.",
-)
-@click.option("--base-url", help="openai: server URL, e.g. http://localhost:8000/v1.")
-@click.option(
-    "--concurrency",
-    default=8,
-    type=AT_LEAST_1,
-    show_default=True,
-    help="openai: requests in flight.",
-)
-@click.option(
-    "--timeout",
-    default=120.0,
-    type=POSITIVE,
-    show_default=True,
-    help="openai: seconds one request may take; past it, it is retried.",
-)
-@click.option(
-    "--retries",
-    default=4,
-    type=click.IntRange(min=0),
-    show_default=True,
-    help="openai: retries of a transient failure (refused, 429, 5xx, timeout), backing off.",
-)
+@engine_option("predictions", type=click.Path(path_type=Path, exists=True, dir_okay=False))
+@engine_option("base_url")
+@engine_option("concurrency", type=AT_LEAST_1)
+@engine_option("timeout", type=POSITIVE)
+@engine_option("retries", type=click.IntRange(min=0))
 @click.option(
     "--deadline",
     type=POSITIVE,
@@ -141,30 +119,11 @@ def _stages(text: str) -> tuple[int, ...]:
     help="Sampling, row sample, bootstrap.",
 )
 @click.option("--max-turns", default=4, type=AT_LEAST_1, show_default=True)
-@click.option(
-    "--batch-size",
-    default=16,
-    type=AT_LEAST_1,
-    show_default=True,
-    help="hf: prompts per generate().",
-)
-@click.option(
-    "--dtype",
-    default="auto",
-    type=click.Choice(["auto", "float32", "bfloat16", "float16"]),
-    show_default=True,
-)
-@click.option(
-    "--max-model-len",
-    default=4096,
-    type=AT_LEAST_1,
-    show_default=True,
-    help="vllm: context length.",
-)
-@click.option(
-    "--kv-cache-gib", default=1.0, type=POSITIVE, show_default=True, help="vllm: KV cache size."
-)
-@click.option("--enforce-eager", is_flag=True, help="vllm: skip torch.compile (faster start).")
+@engine_option("batch_size", type=AT_LEAST_1)
+@engine_option("dtype", type=click.Choice(["auto", "float32", "bfloat16", "float16"]))
+@engine_option("max_model_len", type=AT_LEAST_1)
+@engine_option("kv_cache_gib", type=POSITIVE)
+@engine_option("enforce_eager")
 @click.option(
     "--bfcl",
     "bfcl_dir",
@@ -202,8 +161,7 @@ def eval_cmd(**o: Any) -> None:
 
     console = Console()
     engine_name = o["engine"] or default_engine()
-    if engine_name == "vllm" and logging.getLogger().getEffectiveLevel() > logging.INFO:
-        os.environ.setdefault("VLLM_LOGGING_LEVEL", "WARNING")  # vLLM logs INFO per batch
+    check_given_options(click.get_current_context(), engine_name, chosen=bool(o["engine"]))
     decoding = Decoding(
         max_tokens=o["max_tokens"],
         temperature=o["temperature"],
@@ -222,6 +180,7 @@ def eval_cmd(**o: Any) -> None:
 
 def _run_suite(console: Console, engine_name: str, decoding: Any, o: dict[str, Any]) -> None:
     from toolsft.cli.eval_jobs import read_jobs, run_jobs
+    from toolsft.cli.progress import StepBar
     from toolsft.eval.data import load_eval_data
     from toolsft.eval.results import write_run
     from toolsft.eval.runner import EvalConfig, evaluate
@@ -230,8 +189,9 @@ def _run_suite(console: Console, engine_name: str, decoding: Any, o: dict[str, A
 
     if not o["suite_path"]:
         raise click.UsageError("--suite is required (or --bfcl with --category)")
-    if o["jobs"] and (engine_name not in ("vllm", "hf") or o["adapter"]):
-        raise click.UsageError("--jobs scores local models: --engine vllm or hf, no --adapter")
+    if o["jobs"] and (get_engine(engine_name).serves != "weights" or o["adapter"]):
+        local = " or ".join(engine_names(serves="weights"))
+        raise click.UsageError(f"--jobs scores local models: --engine {local}, no --adapter")
     data = o["data"] or Path("datasets") / o["suite_path"].name
     name = o["name"] or _default_name(o, engine_name)
     cfg_kw = dict(
@@ -264,17 +224,19 @@ def _run_suite(console: Console, engine_name: str, decoding: Any, o: dict[str, A
     if jobs is not None:
         run_jobs(console, engine_name, decoding, o, cfg_kw, jobs)
         return
-    examples = rows.examples if engine_name == "gold" else None
+    examples = rows.examples if get_engine(engine_name).needs_rows else None
     engine, ident = build_engine(engine_name, o["model"], o["adapter"], o, examples)
+    n = len(rows.examples) * o["samples"]
     try:
-        results = evaluate(
-            engine,
-            EvalConfig(**cfg_kw, model=ident),
-            progress=lambda t, left: console.log(f"turn {t} done, {left} episodes go on"),
-            out=folder,
-            resume=o["resume"],
-            deadline_s=o["deadline"],
-        )
+        with StepBar(console, "eval", total=n, unit="episodes") as bar:
+            results = evaluate(
+                engine,
+                EvalConfig(**cfg_kw, model=ident),
+                progress=lambda t, left: bar.update(completed=n - left, label=f"eval turn {t}"),
+                out=folder,
+                resume=o["resume"],
+                deadline_s=o["deadline"],
+            )
     finally:
         engine.close()
     out = write_run(results, folder, predictions=False)  # evaluate() wrote them as it went
@@ -283,7 +245,7 @@ def _run_suite(console: Console, engine_name: str, decoding: Any, o: dict[str, A
 
 
 def _default_name(o: dict[str, Any], engine_name: str) -> str:
-    if engine_name in ("gold", "replay"):
+    if get_engine(engine_name).serves == "script":
         base = engine_name
     else:
         base = Path(o["adapter"]).name if o["adapter"] else Path(str(o["model"])).name
@@ -312,8 +274,10 @@ def _run_bfcl(console: Console, engine_name: str, decoding: Any, o: dict[str, An
             "--bfcl needs --category (simple_python, multiple, parallel, "
             "parallel_multiple, irrelevance)"
         )
-    if engine_name == "gold":
-        raise click.UsageError("--engine gold has no BFCL targets; use `toolsft bfcl-score`")
+    if get_engine(engine_name).needs_rows:
+        raise click.UsageError(
+            f"--engine {engine_name} has no BFCL targets; use `toolsft bfcl-score`"
+        )
     if o["resume"]:
         raise click.UsageError("--resume continues suite evaluations, not --bfcl runs")
     out = Path(

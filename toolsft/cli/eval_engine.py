@@ -1,15 +1,50 @@
-"""The engine `toolsft eval` runs on, built from its options, and the model identity that
-results.json records. Heavy engines (vLLM, transformers) import only when built."""
+"""The engine a command runs on, asked of the engine registry by name, and the model identity
+that results.json records; the click options of engine-specific settings, declared from the
+registry. Heavy engines (vLLM, transformers) import only when built."""
 
 from __future__ import annotations
 
-import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import click
 
 from toolsft.cli.home import toolsft_home
+from toolsft.engines.registry import (
+    OPTIONS,
+    Serve,
+    check_options,
+    engine_options,
+    engines_taking,
+    get_engine,
+)
+
+
+def engine_option(name: str, **click_kw: Any) -> Callable[[Any], Any]:
+    """A click option for the engine option `name`: default and help from the registry, the
+    help prefixed with the engines that take it; `click_kw` adds the click type."""
+    opt = OPTIONS[name]
+    kw: dict[str, Any] = {
+        "default": opt.default,
+        "show_default": opt.default not in (None, False),
+        "help": f"{', '.join(engines_taking(name))}: {opt.help}",
+    }
+    if isinstance(opt.default, bool):
+        kw["is_flag"] = True
+    return click.option(opt.flag, name, **{**kw, **click_kw})
+
+
+def check_given_options(ctx: click.Context, engine: str, chosen: bool) -> None:
+    """Refuse engine options the user set that `engine` does not take (when the engine was not
+    chosen, the default may fall back from vllm to hf: they are ignored with a warning), and a
+    missing option the engine needs, before any data is read or model loaded."""
+    from click.core import ParameterSource
+
+    unset = (None, ParameterSource.DEFAULT, ParameterSource.DEFAULT_MAP)
+    given = [n for n in ctx.params if ctx.get_parameter_source(n) not in unset]
+    check_options(engine, given, strict=chosen)
+    engine_options(engine, ctx.params)
 
 
 def build_engine(
@@ -20,36 +55,34 @@ def build_engine(
     examples: list[Any] | None = None,
 ) -> tuple[Any, dict[str, Any]]:
     """The engine and the model identity recorded in results.json."""
-    from toolsft.engines import make_engine
+    spec = get_engine(engine)
+    values = engine_options(engine, opts)  # a missing --base-url fails before a model load
+    serve = Serve(
+        model=model,
+        adapter=adapter,
+        examples=examples or (),
+        samples=opts.get("samples", 1),
+        seed=opts.get("seed", 0),
+        deadline_s=opts.get("deadline"),
+    )
+    if spec.serves == "script":
+        ident: dict[str, Any] = {"name": engine}
+    elif spec.serves == "server":
+        ident = {"name": model}
+    else:
+        serve, ident = _local(serve)
+    return spec.builder(serve, values), ident
 
-    if engine in ("replay", "gold"):
-        if engine == "replay" and not opts.get("predictions"):
-            raise click.UsageError("--engine replay needs --predictions FILE")
-        kw = (
-            {"predictions": opts["predictions"]}
-            if engine == "replay"
-            else {"examples": examples or [], "samples": opts.get("samples", 1)}
-        )
-        return make_engine(engine, **kw), {"name": engine}
-    if engine == "openai":
-        if not opts.get("base_url"):
-            raise click.UsageError(
-                "--engine openai needs --base-url (e.g. http://localhost:8000/v1)"
-            )
-        return make_engine(
-            "openai",
-            base_url=opts["base_url"],
-            model=model,
-            api_key=os.environ.get("OPENAI_API_KEY"),
-            concurrency=opts["concurrency"],
-            timeout_s=opts["timeout"],
-            retries=opts["retries"],
-            deadline_s=opts["deadline"],
-        ), {"name": model}
+
+def _local(serve: Serve) -> tuple[Serve, dict[str, Any]]:
+    """A local model resolved to its folder (downloaded once), with its identity."""
+    from dataclasses import replace
+
     from toolsft.models import model_identity, resolve_model
 
-    if adapter is not None and not (adapter / "adapter_config.json").is_file():
-        if not (adapter / "config.json").is_file():
+    model, adapter = str(serve.model), serve.adapter
+    if adapter is not None and not (Path(adapter) / "adapter_config.json").is_file():
+        if not (Path(adapter) / "config.json").is_file():
             raise click.BadParameter(
                 f"{adapter}: neither a peft adapter (adapter_config.json) "
                 "nor a model folder (config.json)",
@@ -61,22 +94,5 @@ def build_engine(
     if adapter is not None:
         from toolsft.models import weights_sha256
 
-        ident["adapter"] = {"path": str(adapter), "sha256": weights_sha256(adapter)}
-    if engine == "hf":
-        return make_engine(
-            "hf",
-            model=resolved,
-            adapter=adapter,
-            batch_size=opts["batch_size"],
-            dtype=opts["dtype"],
-        ), ident
-    return make_engine(
-        "vllm",
-        model=resolved,
-        adapter=adapter,
-        seed=opts["seed"],
-        max_model_len=opts["max_model_len"],
-        kv_cache_gib=opts["kv_cache_gib"],
-        dtype=opts["dtype"],
-        enforce_eager=opts["enforce_eager"],
-    ), ident
+        ident["adapter"] = {"path": str(adapter), "sha256": weights_sha256(Path(adapter))}
+    return replace(serve, model=resolved, adapter=adapter), ident

@@ -10,34 +10,34 @@ from __future__ import annotations
 
 import logging
 import shutil
+from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
-from toolsft.engines import make_engine
 from toolsft.engines.base import Engine, EngineError
+from toolsft.engines.registry import Serve, engine_from_options, engine_names, get_engine
 
 logger = logging.getLogger(__name__)
-
-SWAP_ENGINES = ("vllm", "hf", "gold")
 
 
 class AdapterServer:
     """`serve(adapter)` returns the engine, now answering as base + that adapter."""
 
     def __init__(self, engine: str, base: str | Path, scratch: Path, **opts: Any) -> None:
-        if engine not in SWAP_ENGINES:
+        """`opts`: the engine's options and `Serve`'s run settings (seed, examples, ...)."""
+        if not get_engine(engine).swaps:
             raise EngineError(
                 f"--engine {engine!r}: a curve swaps adapters in one engine "
-                f"({', '.join(SWAP_ENGINES)})",
+                f"({', '.join(engine_names(swaps=True))})",
                 value=engine,
             )
         self.kind, self.base, self.scratch = engine, Path(base), Path(scratch)
         self._flip = 0
         self._merger: Any = None
-        if engine == "gold":
-            self.engine: Engine = make_engine("gold", **opts)
-        else:
-            self.engine = make_engine(engine, model=self.base, **opts)
+        settings = {f.name for f in fields(Serve)}
+        serve = Serve(**{"model": self.base, **{k: v for k, v in opts.items() if k in settings}})
+        values = {k: v for k, v in opts.items() if k not in settings}
+        self.engine: Engine = engine_from_options(engine, serve, values)
 
     def serve(self, adapter: Path | None) -> Engine:
         if self.kind == "hf":

@@ -62,12 +62,9 @@ class VLLMEngine:
         kv_cache_gib: float = 1.0,
         dtype: str = "auto",
         enforce_eager: bool = False,
-        max_lora_rank: int | None = None,
         cpu_reserve: int = 0,
     ) -> None:
-        """`max_lora_rank` enables LoRA without an adapter yet, for `use_adapter` later
-        (one engine start for base and every stage: starting vLLM costs tens of seconds).
-        `cpu_reserve`: CPU cores vLLM-CPU keeps free for its front end (vLLM's default is 1,
+        """`cpu_reserve`: CPU cores vLLM-CPU keeps free for its front end (vLLM's default is 1,
         which halves a 2-core machine; measured 2.4x more requests/s with 0 on SmolLM2-135M).
         An explicit `VLLM_CPU_NUM_OF_RESERVED_CPU` in the environment wins."""
         import torch
@@ -84,7 +81,7 @@ class VLLMEngine:
         self._load_renderer()
         self._head: str | None = None
         """head_digest of the served weights, computed on the first `use_weights`."""
-        lora = _lora_settings(self.adapter, max_lora_rank)
+        lora = _lora_settings(self.adapter)
         self._llm_kwargs = dict(
             seed=seed,
             dtype=dtype,
@@ -103,8 +100,7 @@ class VLLMEngine:
             "enforce_eager": enforce_eager,
             **lora,
         }
-        self._lora_ids = 0
-        self.lora_request = self._lora_request(self.adapter) if self.adapter else None
+        self.lora_request = _lora_request(self.adapter) if self.adapter else None
 
     def info(self) -> dict[str, Any]:
         import vllm
@@ -117,15 +113,6 @@ class VLLMEngine:
             "vllm": vllm.__version__,
             **self.settings,
         }
-
-    def use_adapter(self, adapter: str | Path | None) -> None:
-        """Serve another adapter (or the base model with None) from the running engine."""
-        if adapter is not None and not self.settings.get("enable_lora"):
-            raise EngineError("this vLLM engine was started without LoRA: pass max_lora_rank")
-        self.adapter = str(adapter) if adapter else None
-        self._load_renderer()
-        self.lora_request = self._lora_request(self.adapter) if self.adapter else None
-        self.reset_cache()
 
     def _load_renderer(self) -> None:
         """Prompts and stop ids from the served folder's tokenizer (a stage folder carries
@@ -178,14 +165,6 @@ class VLLMEngine:
         """Drop cached prompt prefixes (benchmarks: every run starts cold)."""
         if self.llm is not None:
             self.llm.reset_prefix_cache()
-
-    def _lora_request(self, adapter: str) -> Any:
-        from vllm.lora.request import LoRARequest
-
-        _check_rank(adapter, int(self.settings.get("max_lora_rank") or 0))
-        self._lora_ids += 1
-        name = f"{Path(adapter).name or 'adapter'}-{self._lora_ids}"
-        return LoRARequest(lora_name=name, lora_int_id=self._lora_ids, lora_path=adapter)
 
     def close(self) -> None:
         llm, self.llm = getattr(self, "llm", None), None
@@ -279,19 +258,18 @@ def _adapter_rank(adapter: str) -> int:
     return int(json.loads(cfg_file.read_text(encoding="utf-8")).get("r", 8))
 
 
-def _check_rank(adapter: str, max_rank: int) -> None:
-    rank = _adapter_rank(adapter)
-    if rank > max_rank:
-        raise EngineError(
-            f"{adapter}/adapter_config.json: field r = {rank} exceeds the engine's "
-            f"max_lora_rank {max_rank}"
-        )
+def _lora_request(adapter: str) -> Any:
+    """The engine serves one adapter for its life: one LoRA id."""
+    from vllm.lora.request import LoRARequest
+
+    return LoRARequest(lora_name=Path(adapter).name or "adapter", lora_int_id=1, lora_path=adapter)
 
 
-def _lora_settings(adapter: str | None, max_rank: int | None) -> dict[str, Any]:
-    if not adapter and not max_rank:
+def _lora_settings(adapter: str | None) -> dict[str, Any]:
+    """LoRA for the adapter, its rank rounded up to one vLLM's kernels are built for."""
+    if not adapter:
         return {}
-    rank = max(_adapter_rank(adapter) if adapter else 0, max_rank or 0)
+    rank = _adapter_rank(adapter)
     fit = next((r for r in LORA_RANKS if r >= rank), None)
     if fit is None:
         raise EngineError(f"LoRA rank {rank} exceeds vLLM's largest LoRA rank {LORA_RANKS[-1]}")

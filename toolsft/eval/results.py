@@ -14,7 +14,7 @@ from typing import Any
 
 from toolsft.engines.replay import request_key
 from toolsft.errors import ToolsftError
-from toolsft.eval.metrics import METRICS, Metric, metric_rows
+from toolsft.eval.metrics import Metric, metric_rows
 from toolsft.eval.runner import RESULTS_SCHEMA
 from toolsft.eval.validate import read_json, validate_doc
 from toolsft.io import atomic_write
@@ -172,7 +172,3 @@ def render_markdown(results: Mapping[str, Any]) -> str:
             _md_table(["reason", "rows"], [[r, str(n)] for r, n in reasons]),
         ]
     return "\n".join(parts)
-
-
-def metric_by_name(name: str) -> Metric | None:
-    return METRICS.get(name)

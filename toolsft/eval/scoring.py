@@ -235,7 +235,7 @@ def _score_answer(
     if exp.answer and int(ex.meta.get("stage", 0)) == ANSWER_KINDS_STAGE:
         lang = str(ex.meta.get("lang", "en"))
         v["bleu"] = [float(x) for x in bleu_stats(answer, exp.answer, lang)]
-        v["rouge_l"] = [rouge_l(answer, exp.answer, lang), 1]
+        v["rouge_l"] = [rouge_l(answer, exp.answer), 1]
 
 
 def compliance_violations(ep: Episode, policy: Policy) -> list[str]:

@@ -1,11 +1,11 @@
-"""Answer quality against a reference: BLEU-4 (sacrebleu) and ROUGE-L (LCS F1).
+"""Answer quality against a reference: BLEU-4 (sacrebleu) and ROUGE-L F1 (rouge-score).
 
 BLEU is a corpus statistic, so each row contributes its sufficient statistics (lengths and
 n-gram matches) and the score is computed from their sum; the bootstrap resamples rows and
 re-sums, which is exactly sacrebleu's corpus BLEU on the resample. Tokenization follows the
 row's language: sacrebleu's `zh` tokenizer (each CJK character a token) for Chinese, `13a`
-otherwise. ROUGE-L is computed here (no extra dependency): characters for Chinese, lower-cased
-words otherwise.
+otherwise. ROUGE-L is rouge-score's, with a tokenizer of our own: its default one drops every
+non-ASCII character, which would score every Chinese answer 0.
 """
 
 from __future__ import annotations
@@ -18,37 +18,27 @@ BLEU_ORDER = 4
 BLEU_STATS = 2 + 2 * BLEU_ORDER
 """Per-row vector: [hyp_len, ref_len, correct_1..4, total_1..4] (sacrebleu's layout)."""
 
-_WORD = re.compile(r"\w+", re.UNICODE)
+_CJK = "\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uac00-\ud7af\U00020000-\U0003134f"
+_TOKEN = re.compile(f"[{_CJK}]|[^\\W{_CJK}]+")
+"""A CJK character (kana, hangul) alone, or a run of other word characters."""
 
 
 @lru_cache(maxsize=4)
-def _tokenizer(lang: str) -> Any:
-    from sacrebleu.tokenizers.tokenizer_13a import Tokenizer13a
-    from sacrebleu.tokenizers.tokenizer_zh import TokenizerZh
+def _bleu(lang: str) -> Any:
+    from sacrebleu.metrics import BLEU
 
-    return TokenizerZh() if lang == "zh" else Tokenizer13a()
+    return BLEU(tokenize="zh" if lang == "zh" else "13a")
 
 
 def bleu_stats(hypothesis: str, reference: str, lang: str) -> list[int]:
-    """One row's BLEU sufficient statistics (sacrebleu's segment statistics)."""
-    from sacrebleu.metrics.helpers import extract_all_word_ngrams
-
-    tok = _tokenizer(lang)
-    hyp_ngrams, hyp_len = extract_all_word_ngrams(tok(hypothesis.rstrip()), 1, BLEU_ORDER)
-    ref_ngrams, ref_len = extract_all_word_ngrams(tok(reference.rstrip()), 1, BLEU_ORDER)
-    correct = [0] * BLEU_ORDER
-    total = [0] * BLEU_ORDER
-    for ngram, count in hyp_ngrams.items():
-        n = len(ngram) - 1
-        total[n] += count
-        if ngram in ref_ngrams:
-            correct[n] += min(count, ref_ngrams[ngram])
-    return [hyp_len, ref_len, *correct, *total]
+    """One row's BLEU sufficient statistics: its corpus BLEU's lengths and n-gram counts."""
+    s = _bleu(lang).corpus_score([hypothesis], [[reference]])
+    return [int(s.sys_len), int(s.ref_len), *map(int, s.counts), *map(int, s.totals)]
 
 
 def bleu_from_stats(stats: Any) -> float:
     """Corpus BLEU-4 in [0, 1] from summed statistics (sacrebleu's formula, `exp` smoothing)."""
-    from sacrebleu.metrics.bleu import BLEU
+    from sacrebleu.metrics import BLEU
 
     s = [float(x) for x in stats]
     if s[0] <= 0:
@@ -59,38 +49,21 @@ def bleu_from_stats(stats: Any) -> float:
     return float(score.score) / 100.0
 
 
-def rouge_tokens(text: str, lang: str) -> list[str]:
-    if lang == "zh":
-        return [c for c in text if not c.isspace()]
-    return [w.lower() for w in _WORD.findall(text)]
+class CJKTokenizer:
+    """rouge-score's tokenizer interface: each CJK character a token, other words lower-cased,
+    punctuation dropped; one rule for every language, so mixed text needs no language tag."""
+
+    def tokenize(self, text: str) -> list[str]:
+        return [t.lower() for t in _TOKEN.findall(text)]
 
 
-def lcs_length(a: list[str], b: list[str]) -> int:
-    """Length of the longest common subsequence, bit-parallel (Hyyrö 2004).
+@lru_cache(maxsize=1)
+def _rouge() -> Any:
+    from rouge_score.rouge_scorer import RougeScorer
 
-    One big-int step per token of the longer list, so a 50 kB answer against a short
-    reference costs milliseconds, where the cell-by-cell table took seconds.
-    """
-    if len(a) < len(b):
-        a, b = b, a
-    masks: dict[str, int] = {}
-    for j, y in enumerate(b):
-        masks[y] = masks.get(y, 0) | (1 << j)
-    full = (1 << len(b)) - 1
-    v = full  # a zero bit marks a column where the LCS grew
-    for x in a:
-        u = v & masks.get(x, 0)
-        v = ((v + u) | (v - u)) & full
-    return len(b) - v.bit_count()
+    return RougeScorer(["rougeL"], tokenizer=CJKTokenizer())
 
 
-def rouge_l(hypothesis: str, reference: str, lang: str) -> float:
+def rouge_l(hypothesis: str, reference: str) -> float:
     """ROUGE-L F1 (beta = 1) between two texts, in [0, 1]."""
-    hyp, ref = rouge_tokens(hypothesis, lang), rouge_tokens(reference, lang)
-    if not hyp or not ref:
-        return 0.0
-    lcs = lcs_length(hyp, ref)
-    if lcs == 0:
-        return 0.0
-    p, r = lcs / len(hyp), lcs / len(ref)
-    return 2 * p * r / (p + r)
+    return float(_rouge().score(reference, hypothesis)["rougeL"].fmeasure)

@@ -17,7 +17,7 @@ from typing import Any
 
 from toolsft.gen.answers import facts_of, render_answer
 from toolsft.gen.augment import lower_first, maybe_context, maybe_paraphrase, maybe_typo
-from toolsft.gen.plan import STAGE_KINDS, plan_for
+from toolsft.gen.plan import plan_for
 from toolsft.gen.sample import Context
 from toolsft.gen.utterance import Utterance, make_utterance
 from toolsft.gen.words import say_today
@@ -322,20 +322,9 @@ def _join(suite: Suite, ctx: Context, a: str, b: str) -> str:
     return a + ctx.rng.choice(list(conns)) + b
 
 
-def kind_weights(suite: Suite, stage: int) -> dict[str, float]:
-    """The stage's kind mix, less the kinds this suite cannot produce."""
-    kinds = plan_for(suite).kinds[stage][0]
-    return {k: STAGE_KINDS[stage][k] for k in kinds}
-
-
-def pick_kind(stage: int, rng: random.Random, weights: Mapping[str, float] | None = None) -> str:
-    table = dict(weights or STAGE_KINDS[stage])
-    kinds, w = zip(*table.items(), strict=True)
-    return rng.choices(kinds, weights=w, k=1)[0]
-
-
 def pick_suite_kind(suite: Suite, stage: int, rng: random.Random) -> str:
-    """`pick_kind(stage, rng, kind_weights(suite, stage))` with the table built once."""
+    """A kind drawn from the stage's mix (STAGE_KINDS), less the kinds this suite cannot
+    produce; the cumulative table is built once per suite."""
     kinds, cum = plan_for(suite).kinds[stage]
     # What `rng.choices(kinds, cum_weights=cum)` does, without rebuilding its arguments.
     return kinds[bisect(cum, rng.random() * cum[-1], 0, len(cum) - 1)]

@@ -38,10 +38,6 @@ def call_key(call: ToolCall) -> str:
     return canonical([call.name, call.arguments])
 
 
-def call_seed(call: ToolCall) -> int:
-    return _seed(call_key(call))
-
-
 class Executor:
     """Runs calls on a suite's declarative mocks. `specs` maps tool name -> its `result` block."""
 
@@ -79,9 +75,6 @@ class Executor:
         if _draws_error(spec, seed):
             return _fill(spec["error"]["result"], dict(call.arguments))
         return evaluate_fields(spec.get("mock", {}), dict(call.arguments), random.Random(seed))
-
-    def is_error(self, result: Mapping[str, Any]) -> bool:
-        return "error" in result
 
 
 def _seed(key: str) -> int:

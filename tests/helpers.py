@@ -1,7 +1,7 @@
-"""Helpers for tests and smoke runs of the harness: small generated datasets, scripted runs.
+"""Helpers for tests and benchmarks of the harness: small generated datasets, scripted runs.
 
-Not used by the CLI; lives in the package so every test module (and users' own CI) can build
-a dataset and a gold-scripted run without a model.
+Tests import it as `helpers` (pytest puts tests/ on sys.path); benchmarks put tests/ on
+sys.path first, as they do for fixtures_train.
 """
 
 from __future__ import annotations
@@ -14,9 +14,10 @@ from toolsft.engines.base import Decoding
 from toolsft.engines.replay import ReplayEngine, gold_script
 from toolsft.eval.data import load_eval_data
 from toolsft.eval.runner import EvalConfig, evaluate
+from toolsft.shipped import shipped_suite
 from toolsft.types import Example
 
-DEFAULT_SUITE = Path(__file__).resolve().parents[2] / "tool_schemas" / "commerce"
+DEFAULT_SUITE = shipped_suite("commerce")
 
 
 def make_dataset(
