@@ -56,7 +56,7 @@ def main() -> None:
     # the demo's own LoRA settings, built by the same function `toolsft train` uses
     cfg = TrainConfig(
         lora_layers=args.lora_layers,
-        target_modules=list(BUDGETS["cpu"].target_modules),
+        target_modules=list(BUDGETS["cpu"].train[0].target_modules),
         lora_dropout=0.0,
     )
     lora = lora_config(cfg, model.config.num_hidden_layers)

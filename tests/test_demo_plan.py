@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -12,8 +13,9 @@ from toolsft.demo.plan import BUDGETS, build_plan, choose_budget, write_jobs
 def test_budget_choice() -> None:
     assert choose_budget(quick=True, gpu=False).model == "tiny-random"
     assert choose_budget(quick=False, gpu=False).device == "cpu"
-    assert choose_budget(quick=False, gpu=True).rows_per_stage > BUDGETS["cpu"].rows_per_stage
-    assert choose_budget(quick=False, gpu=False, model="my/model").model == "my/model"
+    assert choose_budget(quick=False, gpu=True).gen.per_stage > BUDGETS["cpu"].gen.per_stage
+    mine = choose_budget(quick=False, gpu=False, model="my/model")
+    assert mine.model == "my/model" and {c.model for c in mine.train} == {"my/model"}
 
 
 def test_cpu_without_bf16_gets_the_fp32_budget_judged_like_the_cpu_one() -> None:
@@ -23,15 +25,14 @@ def test_cpu_without_bf16_gets_the_fp32_budget_judged_like_the_cpu_one() -> None
     fp32 = choose_budget(quick=False, gpu=False, bf16=False)
     cpu = choose_budget(quick=False, gpu=False, bf16=True)
     assert fp32.name == "cpu-fp32" and cpu.name == "cpu"
-    assert fp32.minutes == cpu.minutes == 20
-    assert (fp32.lr_scheduler, fp32.warmup_ratio) == ("constant", 0.0)
-    assert fp32.baseline == cpu.baseline == ""  # each gates against its own measured floor
-    same = ("rows_per_stage", "show_all", "suite_order", "group", "max_tools", "eval_rows")
-    assert [getattr(fp32, k) for k in same] == [getattr(cpu, k) for k in same]
-    assert 3 * fp32.eval_rows >= 100
+    assert fp32.demo.minutes == cpu.demo.minutes == 20
+    assert {(c.lr_scheduler, c.warmup_ratio) for c in fp32.train} == {("constant", 0.0)}
+    assert fp32.gen == cpu.gen and fp32.eval == cpu.eval
+    assert fp32.gen.show_all and fp32.gen.suite_order
+    assert 3 * fp32.eval.rows >= 100
     plan = build_plan(Path("tool_schemas/commerce"), fp32, Path("r"), Path("p"), Path("b.json"))
     gen = next(s for s in plan.steps if s.name == "gen").argv
-    assert "--suite-order" in gen and "--show-all" in gen
+    assert gen[gen.index("--config") + 1] == str(fp32.file)  # gen reads the budget's own file
 
 
 def test_plan_runs_the_curriculum_in_order(tmp_path: Path) -> None:
@@ -57,8 +58,7 @@ def test_plan_runs_the_curriculum_in_order(tmp_path: Path) -> None:
     ]
     train2 = next(s for s in plan.steps if s.name == "train stage 2")
     assert train2.argv[train2.argv.index("--out") + 1] == str(tmp_path / "runs")
-    share = train2.argv[train2.argv.index("--replay-share") + 1]
-    assert float(share) == BUDGETS["quick"].replay_share
+    assert train2.argv[train2.argv.index("--config") + 1] == str(BUDGETS["quick"].file)
     # per-stage scores belong to `toolsft curve`: the demo scores the base and the final model
     assert [e.label for e in plan.evals] == ["base", "final", "final constrained"]
     assert [e.constrained for e in plan.evals] == [False, False, True]
@@ -172,28 +172,64 @@ def test_a_slow_machine_is_told_before_the_demo_starts(tmp_path: Path) -> None:
 
     from toolsft.demo.run import expected_steps
 
-    slow = replace(BUDGETS["cpu"], min_steps=400)
+    slow = replace(BUDGETS["cpu"], demo=replace(BUDGETS["cpu"].demo, min_steps=400))
     plan = build_plan(Path("tool_schemas/commerce"), slow, tmp_path, tmp_path, tmp_path / "b")
     steps = expected_steps(plan, spent=220)
     assert 0 < steps < 400
     assert expected_steps(plan, spent=0) > steps  # set-up time comes out of training
 
 
-def test_every_budget_trains_with_the_settings_it_prints(tmp_path: Path) -> None:
-    """Each budget's train argv parses with `toolsft train`'s own options into the
-    TrainConfig the budget describes (schedule, warmup, gradient through the prefix)."""
-    from toolsft.cli.train import _flag_overrides, train
-    from toolsft.train.config import load_config
+class _Loaded(Exception):
+    """Stops `toolsft train` once its configs are loaded, before any data or model."""
+
+
+def _train_configs(argv: tuple[str, ...], monkeypatch: pytest.MonkeyPatch) -> list[Any]:
+    """The TrainConfigs `toolsft train <argv>` loads: the real command, up to its data check."""
+    from click.testing import CliRunner
+
+    import toolsft.train.config as config
+    import toolsft.train.data as data
+    from toolsft.cli.train import train
+
+    loaded: list[Any] = []
+    real = config.load_config
+
+    def record(*args: Any, **kw: Any) -> Any:
+        loaded.append(real(*args, **kw))
+        return loaded[-1]
+
+    def stop(*args: Any, **kw: Any) -> None:
+        raise _Loaded
+
+    monkeypatch.setattr(config, "load_config", record)
+    monkeypatch.setattr(data, "check_dataset", stop)
+    assert argv[0] == "train"
+    res = CliRunner().invoke(train, list(argv[1:]))
+    assert isinstance(res.exception, _Loaded), res.output
+    return loaded
+
+
+def test_every_budget_trains_with_the_settings_it_prints(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each stage's train argv, run through `toolsft train`'s own options and loader, gives
+    the TrainConfig the budget loaded and describes; the demo adds only the seed, the model
+    and one checkpoint at the end."""
+    from dataclasses import replace
 
     (tmp_path / "data").mkdir()  # --data must exist
-    for b in BUDGETS.values():
-        plan = build_plan(Path("tool_schemas/commerce"), b, tmp_path, tmp_path, tmp_path / "x")
-        step = next(s for s in plan.steps if s.name == "train stage 2")
-        ctx = train.make_context("train", list(step.argv[1:]))
-        cfg = load_config(None, 2, _flag_overrides(ctx.params))
-        got = (cfg.lr_scheduler, cfg.warmup_ratio, cfg.prefix_grad, cfg.share_prefix)
-        assert got == (b.lr_scheduler, b.warmup_ratio, b.prefix_grad, b.share_prefix), b.name
-        assert cfg.learning_rate == b.learning_rate and cfg.max_steps == b.max_steps[1]
+    for b in (*BUDGETS.values(), BUDGETS["cpu"].with_model("tiny-random")):
+        plan = build_plan(Path("tool_schemas/commerce"), b, tmp_path, tmp_path, tmp_path / "x", 5)
+        trains = [s for s in plan.steps if s.name.startswith("train")]
+        for stage, step in enumerate(trains, start=1):
+            assert step.argv[step.argv.index("--data") + 1] == str(tmp_path / "data")
+            want = replace(b.train[stage - 1], seed=5, save_steps=max(b.max_steps[stage - 1], 1))
+            assert _train_configs(step.argv, monkeypatch) == [want], (b.name, stage)
+    cpu = BUDGETS["cpu"]
+    assert [c.decision_weight for c in cpu.train] == [8.0, 8.0, 1.0]
+    shown = dict(cpu.describe())["loss weight of deciding tokens"]
+    assert shown.startswith("8x in stages 1,2 (a turn")
+    assert dict(BUDGETS["quick"].describe())["loss weight of deciding tokens"].startswith("1x")
 
 
 def test_a_new_run_starts_without_the_last_gate_verdict(tmp_path: Path, monkeypatch) -> None:
@@ -227,7 +263,8 @@ def test_a_new_run_starts_without_the_last_gate_verdict(tmp_path: Path, monkeypa
 def _timed_plan(tmp_path: Path, minutes: float = 20):  # type: ignore[no-untyped-def]
     from dataclasses import replace
 
-    budget = replace(BUDGETS["cpu"], minutes=minutes, margin_s=60)
+    b = BUDGETS["cpu"]
+    budget = replace(b, demo=replace(b.demo, minutes=minutes, margin_s=60))
     return build_plan(Path("tool_schemas/commerce"), budget, tmp_path, tmp_path, tmp_path / "b")
 
 
@@ -239,10 +276,10 @@ def test_training_stages_share_what_the_other_steps_leave(tmp_path: Path) -> Non
     plan = _timed_plan(tmp_path)
     i = [s.name for s in plan.steps].index("train stage 1")
     timed = [s for s in plan.steps if s.time_share]
-    assert [s.time_share for s in timed] == list(plan.budget.stage_shares)
+    assert [s.time_share for s in timed] == list(plan.budget.demo.stage_shares)
     measured = {"gen": 2.0, "eval base": 50.0}
     final = next(s for s in plan.steps if s.name == "eval final")
-    assert final.like == ("eval base", plan.budget.final_eval_factor)
+    assert final.like == ("eval base", plan.budget.demo.final_eval_factor)
     assert estimate(final, measured) == 50.0 * final.like[1]
     assert estimate(final, {}) == final.est_s
     untimed_later = sum(estimate(s, measured) for s in plan.steps[i:] if not s.time_share)
@@ -284,39 +321,6 @@ def test_run_plan_passes_each_stage_its_time_and_fits_the_target(
     assert given["train stage 1"] > given["train stage 2"] > given["train stage 3"] > 30
     assert 10 * 60 - 60 - 20 < now[0] <= 10 * 60  # the margin stays free, little else does
     assert etas[0] == pytest.approx(10 * 60 - 60, abs=1)
-
-
-def test_only_stage_3_trains_answers_only(tmp_path: Path) -> None:
-    for b in BUDGETS.values():
-        plan = build_plan(Path("tool_schemas/commerce"), b, tmp_path, tmp_path, tmp_path / "x")
-        flags = {
-            s.name: "--answer-loss-only" in s.argv
-            for s in plan.steps
-            if s.time_share or s.name.startswith("train")
-        }
-        assert flags == {
-            "train stage 1": False,
-            "train stage 2": False,
-            "train stage 3": b.answer_loss_only,
-        }, b.name
-
-
-def test_every_stage_trains_with_the_budgets_decision_weight(tmp_path: Path) -> None:
-    from dataclasses import replace
-
-    for weight in (1.0, 8.0):
-        b = replace(BUDGETS["cpu"], decision_weight=weight)
-        plan = build_plan(Path("tool_schemas/commerce"), b, tmp_path, tmp_path, tmp_path / "x")
-        trains = [s.argv for s in plan.steps if s.name.startswith("train")]
-        assert len(trains) == 3
-        for stage, argv in enumerate(trains, start=1):
-            if weight == 1 or stage not in b.decision_stages:
-                assert "--decision-weight" not in argv
-            else:
-                assert argv[argv.index("--decision-weight") + 1] == "8.0"
-        shown = dict(b.describe())["loss weight of deciding tokens"]
-        assert shown.startswith("1x (plain" if weight == 1 else "8x in stages 1,2 (a turn")
-    assert BUDGETS["cpu"].decision_stages == (1, 2)
 
 
 def test_the_model_is_prepared_before_anything_is_timed(tmp_path: Path) -> None:

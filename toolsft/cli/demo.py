@@ -9,8 +9,10 @@ from typing import Any
 
 import click
 from rich.console import Console
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
+
+from toolsft.cli.params import SUITE, SUITE_HELP
+from toolsft.cli.progress import StepBar
 
 HEADLINE = (
     ("task_completion", "task completion"),
@@ -29,7 +31,8 @@ HEADLINE = (
     "--suite",
     default="commerce",
     show_default=True,
-    help="A shipped suite name (tool_schemas/<name>) or a suite folder.",
+    type=SUITE,
+    help=SUITE_HELP,
 )
 @click.option(
     "--quick", is_flag=True, help="The same loop on tiny-random in about a minute (CI smoke)."
@@ -81,7 +84,7 @@ def demo(
     budget_name: str | None,
     config_file: Path | None,
     strict: bool,
-    suite: str,
+    suite: Path,
     quick: bool,
     model: str | None,
     runs: Path,
@@ -106,10 +109,9 @@ def demo(
     from toolsft.demo.run import run_plan
 
     console = Console()
-    from toolsft.shipped import shipped_baseline, shipped_suite
+    from toolsft.shipped import shipped_baseline
 
-    # a folder the user names, else a shipped suite by name, from any working directory
-    suite_dir = Path(suite) if Path(suite).is_dir() else shipped_suite(suite)
+    suite_dir = suite  # a folder the user names, else a shipped suite (see cli/params.py)
     if not (suite_dir / "suite.yaml").is_file():
         raise click.BadParameter(
             f"{suite_dir}: no suite.yaml (a shipped suite name or a folder)", param_hint="--suite"
@@ -128,9 +130,7 @@ def demo(
         name=config_file or budget_name,
     )
     budget = _servable(console, budget)
-    baseline = baseline or (
-        shipped_baseline(f"demo-{suite_dir.name}-{budget.baseline or budget.name}.json")
-    )
+    baseline = baseline or shipped_baseline(f"demo-{suite_dir.name}-{budget.name}.json")
     plan = build_plan(suite_dir, budget, runs, reports, baseline, seed)
     console.print(_budget_table(plan))
     if spent:
@@ -146,27 +146,18 @@ def demo(
     write_jobs(plan)
     total = sum(s.est_s for s in plan.steps)
     t0 = time.perf_counter()
-    with Progress(
-        TextColumn("[bold]{task.description:<28}"),
-        BarColumn(),
-        TimeElapsedColumn(),
-        TextColumn("ETA"),
-        TimeRemainingColumn(),
-        console=console,
-    ) as bar:
-        task = bar.add_task("starting", total=total)
+    with StepBar(console, "starting", total=total, unit=None, width=28) as bar:  # est. seconds
 
         def start(step, eta_s):  # type: ignore[no-untyped-def]
-            done = bar.tasks[0].completed
-            bar.update(task, description=step.name, total=done + eta_s)
+            bar.update(label=step.name, total=bar.completed + eta_s)
             if "--max-time" in step.argv:
                 secs = step.argv[step.argv.index("--max-time") + 1]
-                bar.console.print(f"[dim]{step.name}: {secs} s of training in the time budget[/]")
+                bar.print(f"[dim]{step.name}: {secs} s of training in the time budget[/]")
 
         def end(res):  # type: ignore[no-untyped-def]
-            bar.advance(task, res.seconds)
+            bar.update(advance=res.seconds)
             mark = "[green]ok[/]" if res.returncode == 0 else "[red]failed[/]"
-            bar.console.print(
+            bar.print(
                 f"{mark} {res.step.name} ({res.seconds:.0f} s, peak RSS {res.peak_rss_mb / 1024:.1f} GB)"
             )
 
@@ -207,12 +198,12 @@ def demo(
 def _warn_if_too_slow(console: Console, plan: Any, spent: float) -> None:
     from toolsft.demo.run import expected_steps
 
-    floor = plan.budget.min_steps
+    floor = plan.budget.demo.min_steps
     steps = expected_steps(plan, spent)
     if floor and steps < floor:
         console.print(
             f"[bold yellow]This machine is expected to train about {steps} optimizer steps in "
-            f"the {plan.budget.minutes:g}-minute budget; the learning curve needs about {floor} "
+            f"the {plan.budget.demo.minutes:g}-minute budget; the learning curve needs about {floor} "
             "before the gain stands out from noise on this many episodes "
             "(docs/experiments.md). The demo runs the whole loop, but expect no significant "
             "gain here: `toolsft demo --budget gpu` on a GPU, or `toolsft curve`, shows one.[/]"
@@ -273,12 +264,13 @@ def _steps_trained(plan) -> str:  # type: ignore[no-untyped-def]
 
 def _servable(console: Console, budget: Any) -> Any:
     """vLLM where it is installed; else the transformers engine, said before the run."""
-    import importlib.util
     from dataclasses import replace
 
-    if budget.engine == "vllm" and importlib.util.find_spec("vllm") is None:
+    from toolsft.engines.registry import default_engine
+
+    if budget.eval.engine == "vllm" and default_engine() != "vllm":
         console.print("[yellow]vLLM is not installed: evaluating with the transformers engine[/]")
-        return replace(budget, engine="hf")
+        return replace(budget, eval=replace(budget.eval, engine="hf"))
     return budget
 
 
@@ -299,8 +291,8 @@ def _budget_table(plan) -> Table:  # type: ignore[no-untyped-def]
         table.add_row(k, v)
     table.add_row("steps", str(len(plan.steps)))
     table.add_row("gate baseline", str(plan.baseline))
-    if plan.budget.minutes:
-        table.add_row("estimated time", f"{plan.budget.minutes:g} min (the time budget)")
+    if plan.budget.demo.minutes:
+        table.add_row("estimated time", f"{plan.budget.demo.minutes:g} min (the time budget)")
     else:
         table.add_row("estimated time", f"{sum(s.est_s for s in plan.steps) / 60:.0f} min")
     return table

@@ -1,201 +1,125 @@
 """The demo's budgets: what it generates, trains and scores on each kind of machine.
 
-Each budget is a YAML file (`configs/demo/<name>.yaml`) with sections `gen`, `train`, `eval`
-and `demo`; `toolsft gen --config` and `toolsft train --config` read their own section of the
-same file, so a budget is declared once. Why each budget is what it is: docs/experiments.md.
+A budget is its YAML file (`configs/demo/<name>.yaml`). Its `gen` section is read by
+`toolsft gen --config` (GenConfig fields) and its `train` section, with per-stage `stages`, by
+`toolsft train --config` (TrainConfig fields): the demo hands both commands the file itself,
+and loads it here through the same two loaders to print and time the run. The `eval` and
+`demo` sections are the demo's own (`EvalSettings`, `DemoSettings`). Why each budget is what
+it is: docs/experiments.md.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass, fields, replace
+import dataclasses
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from toolsft.errors import ToolsftError
+from toolsft.gen.pipeline import GenConfig, load_gen_config
+from toolsft.options import did_you_mean, from_mapping, load_yaml_file, option
 from toolsft.shipped import ROOT
+from toolsft.train.config import TrainConfig
 
 CONFIG_DIR = ROOT / "configs" / "demo"
 """The shipped budgets (a checkout's or an editable install's configs/demo)."""
 BUDGET_NAMES = ("quick", "cpu", "cpu-fp32", "gpu", "full")
+STAGES = (1, 2, 3)
+
+
+@dataclass(frozen=True)
+class EvalSettings:
+    """A budget file's `eval` section."""
+
+    rows: int = option(
+        34, "Test rows per stage scored at each evaluation (a seeded sample).", low=1
+    )
+    engine: str = option(
+        "vllm",
+        "Eval engine; the demo falls back to the transformers engine (hf) where vLLM is not "
+        "installed.",
+        choices=("vllm", "hf"),
+    )
+
+
+@dataclass(frozen=True)
+class DemoSettings:
+    """A budget file's `demo` section: the time budget and the estimates that size it."""
+
+    minutes: float = option(
+        0.0,
+        "Wall-clock target of the whole demo (0: none, each stage trains its max_steps). Each "
+        "training stage gets its share (stage_shares) of what gen, exports and evaluations "
+        "leave, as `train --max-time`; max_steps caps it.",
+        low=0,
+    )
+    stage_shares: tuple[float, ...] = option(
+        (85.0, 75.0, 65.0), "Weights of stages 1, 2 and 3 in the training time.", low=0
+    )
+    margin_s: float = option(
+        60.0, "Seconds of the target kept free against estimates that run over.", low=0
+    )
+    step_s: float = option(0.5, "Seconds per optimizer step, for the ETA.", low=0)
+    eval_s: float = option(22.5, "Seconds to score one model, for the ETA.", low=0)
+    final_eval_factor: float = option(
+        1.7,
+        "The evaluation after training takes about this many times the base model's, which is "
+        "measured first.",
+        low=0,
+    )
+    min_steps: int = option(
+        0,
+        "Optimizer steps (all stages) below which no significant gain is expected on the "
+        "demo's episodes (from the learning curve); the demo says so before it starts.",
+        low=0,
+    )
+
+    def rules(self) -> list[tuple[str, bool, str]]:
+        """What the bounds of single fields cannot say."""
+        return [
+            ("stage_shares", len(self.stage_shares) == len(STAGES), "one share per stage"),
+            ("stage_shares", sum(self.stage_shares) > 0, "not all zero"),
+            ("step_s", self.step_s > 0, "more than 0 seconds"),
+        ]
 
 
 @dataclass(frozen=True)
 class Budget:
-    """What the demo generates, trains and scores; read from a budget file, printed before
-    the run."""
+    """A budget file, loaded: its top-level keys, then each section's config."""
 
-    name: str
-    model: str
-    rows_per_stage: int
-    """Training rows generated per stage (val 10%, test 20% of it)."""
-    max_steps: tuple[int, int, int]
-    batch_size: int
-    grad_accum: int
-    max_length: int
-    learning_rate: float
-    eval_rows: int
-    """Test rows scored per stage at each evaluation (a seeded sample)."""
-    max_tools: int
-    """Tools shown in stage-1 rows (0: all of them)."""
-    device: str
-    engine: str = "vllm"
-    """Eval engine; the transformers engine (hf) where vLLM is not installed."""
-    lora_r: int = 16
-    lora_alpha: int = 32
-    lora_layers: int = 0
-    """LoRA on the last N layers only (0: all); backward stops there."""
-    target_modules: tuple[str, ...] = ("q_proj", "k_proj", "v_proj", "o_proj")
-    val_rows: int = 16
-    """Validation rows for the eval loss at the end of each stage."""
-    replay_share: float = 0.2
-    """Share of earlier stages' rows in stages 2 and 3 (against forgetting)."""
-    step_s: float = 0.5
-    """Seconds per optimizer step, for the ETA."""
-    show_all: bool = False
-    """Every row shows the suite's whole tool list (as deployed), so rows can share a prompt."""
-    group: int = 1
-    """Rows per prompt group in gen: they share language, date and tool order."""
-    share_prefix: bool = False
-    """Train each prompt group as one pack: the shared prompt once, then each row's turns."""
-    lora_dropout: float = 0.0
-    suite_order: bool = False
-    """Tools listed in the suite's order in every row: all prompts share the tool list."""
-    prefix_grad: bool = True
-    """Backpropagate through each pack's shared prefix (False: run it once without gradient)."""
-    warmup_ratio: float = 0.1
-    lr_scheduler: str = "cosine"
-    eval_s: float = 22.5
-    """Seconds to score one model (for the ETA)."""
-    final_eval_factor: float = 1.7
-    """The evaluation after training takes about this many times the base model's, which is
-    measured first."""
-    baseline: str = ""
-    """The budget whose committed gate baseline this one is judged against ('' = its own)."""
-    decision_weight: float = 1.0
-    """Loss weight of the tokens that decide a row (`train --decision-weight`)."""
-    decision_stages: tuple[int, ...] = (1, 2)
-    """The stages trained with `decision_weight`."""
-    answer_loss_only: bool = False
-    minutes: float = 0.0
-    """Wall-clock target of the whole demo (0: none, train max_steps). Each training stage
-    gets its share (`stage_shares`) of what gen, exports and evaluations leave, as
-    `train --max-time`; max_steps caps it."""
-    stage_shares: tuple[float, float, float] = (85, 75, 65)
-    min_steps: int = 0
-    """Optimizer steps (all stages) below which no significant gain is expected on the
-    demo's episodes (from the learning curve); the demo says so before it starts."""
-    margin_s: float = 60.0
-    """Seconds of the target kept free against estimates that run over."""
+    name: str = option(
+        "", "The budget's name; the gate judges it against demo-<suite>-<name>.json."
+    )
+    device: str = option("cpu", "The device it is sized for.", choices=("cpu", "cuda"))
+    file: Path = field(default=Path())
+    """The file itself: `gen --config` and `train --config` read it."""
+    gen: GenConfig = field(default_factory=GenConfig)
+    train: tuple[TrainConfig, ...] = ()
+    """Stages 1, 2 and 3 as `train --config <file> --stage N` loads them."""
+    eval: EvalSettings = field(default_factory=EvalSettings)
+    demo: DemoSettings = field(default_factory=DemoSettings)
+
+    @property
+    def model(self) -> str:
+        return self.train[0].model
+
+    @property
+    def max_steps(self) -> tuple[int, ...]:
+        return tuple(c.max_steps for c in self.train)
+
+    def with_model(self, model: str) -> Budget:
+        return dataclasses.replace(
+            self, train=tuple(dataclasses.replace(c, model=model) for c in self.train)
+        )
 
     def describe(self) -> list[tuple[str, str]]:
-        per_step = self.batch_size * self.grad_accum
-        rows = (
-            f"{per_step} pack(s) of rows that share the tool list, up to {self.max_length} tokens"
-            if self.share_prefix
-            else f"{per_step} ({self.batch_size} x {self.grad_accum} accumulation)"
-        )
-        return [
-            ("budget", self.name),
-            ("model", self.model),
-            ("device", self.device),
-            ("rows generated per stage", str(self.rows_per_stage)),
-            *(
-                [
-                    ("time budget", f"{self.minutes:g} min in all, {self.margin_s:.0f} s spare"),
-                    (
-                        "training time per stage",
-                        "what gen, exports and evaluations leave, split "
-                        + ":".join(f"{s:g}" for s in self.stage_shares),
-                    ),
-                    ("optimizer steps per stage (at most)", " / ".join(map(str, self.max_steps))),
-                ]
-                if self.minutes
-                else [("optimizer steps per stage", " / ".join(map(str, self.max_steps)))]
-            ),
-            ("rows per step", rows),
-            ("max length (tokens)", str(self.max_length)),
-            *(
-                [("gradient through the shared prefix", "yes" if self.prefix_grad else "no")]
-                if self.share_prefix
-                else []
-            ),
-            (
-                "learning rate",
-                f"{self.learning_rate:g}, {self.lr_scheduler}"
-                + (f", {100 * self.warmup_ratio:.0f}% warmup" if self.warmup_ratio else ""),
-            ),
-            ("replay of earlier stages", f"{100 * self.replay_share:.0f}% of stage 2 and 3 rows"),
-            (
-                "loss weight of deciding tokens",
-                f"{self.decision_weight:g}x in stages "
-                + ",".join(map(str, self.decision_stages))
-                + " (a turn's first token, tool names, argument values)"
-                if self.decision_weight != 1
-                else "1x (plain SFT loss)",
-            ),
-            (
-                "stage 3 loss",
-                "its answers only (calls are stages 1-2's)"
-                if self.answer_loss_only
-                else "every assistant turn",
-            ),
-            (
-                "LoRA",
-                f"{'last ' + str(self.lora_layers) if self.lora_layers else 'all'} layers, "
-                + ",".join(self.target_modules),
-            ),
-            ("test rows per stage per eval", str(self.eval_rows)),
-            (
-                "tools shown",
-                "all, in every stage" if self.show_all else f"{self.max_tools} in stage-1 rows",
-            ),
-            ("eval engine", self.engine),
-        ]
+        return _describe(self)
 
 
-# YAML key -> Budget field, per section. train keys are TrainConfig's own names, so
-# `toolsft train --config` reads the same section.
-SECTIONS: dict[str, dict[str, str]] = {
-    "gen": {
-        "per_stage": "rows_per_stage",
-        "max_tools": "max_tools",
-        "group": "group",
-        "show_all": "show_all",
-        "suite_order": "suite_order",
-    },
-    "train": {
-        "batch_size": "batch_size",
-        "grad_accum": "grad_accum",
-        "max_length": "max_length",
-        "learning_rate": "learning_rate",
-        "lr_scheduler": "lr_scheduler",
-        "warmup_ratio": "warmup_ratio",
-        "lora_r": "lora_r",
-        "lora_alpha": "lora_alpha",
-        "lora_layers": "lora_layers",
-        "target_modules": "target_modules",
-        "lora_dropout": "lora_dropout",
-        "max_val_rows": "val_rows",
-        "replay_share": "replay_share",
-        "share_prefix": "share_prefix",
-        "prefix_grad": "prefix_grad",
-        "answer_loss_only": "answer_loss_only",
-    },
-    "eval": {"rows": "eval_rows", "engine": "engine"},
-    "demo": {
-        "minutes": "minutes",
-        "stage_shares": "stage_shares",
-        "margin_s": "margin_s",
-        "step_s": "step_s",
-        "eval_s": "eval_s",
-        "final_eval_factor": "final_eval_factor",
-        "baseline": "baseline",
-        "min_steps": "min_steps",
-    },
-}
+SECTIONS = ("gen", "train", "eval", "demo")
 TOP = ("name", "model", "device")
-STAGE_KEYS = ("max_steps", "decision_weight")
+"""The top-level keys; `model` is TrainConfig's, read by the train loader."""
 
 
 def budget_file(name_or_path: str | Path) -> Path:
@@ -215,92 +139,130 @@ def budget_file(name_or_path: str | Path) -> Path:
 
 
 def load_budget(name_or_path: str | Path) -> Budget:
-    """Read a budget file; every unknown or mistyped key is an error naming file and key."""
-    from toolsft.train.config import read_config_yaml
+    """Read a budget file; every unknown or bad key is an error naming the file and key."""
+    from toolsft.train.config_file import load_config
 
-    file = budget_file(name_or_path)
-    data = read_config_yaml(file)
-    values: dict[str, Any] = {}
-    for key, value in data.items():
-        if key in TOP:
-            values[key] = value
-        elif key in SECTIONS:
-            values.update(_section(file, key, value))
-        else:
-            raise ToolsftError(
-                f"unknown key (allowed: {', '.join((*TOP, *SECTIONS))})", file=file, where=key
-            )
-    missing = [k for k in TOP if k not in values]
+    path = budget_file(name_or_path)
+    file = str(path)
+    data = load_yaml_file(path)
+    if not isinstance(data, Mapping):
+        raise ToolsftError("top level must be a mapping", file=file, value=data)
+    for key in data:
+        if key not in (*TOP, *SECTIONS):
+            hint = did_you_mean(str(key), [*TOP, *SECTIONS])
+            raise ToolsftError(f"unknown key{hint}", file=file, where=str(key))
+    missing = [k for k in TOP if k not in data]
     if missing:
         raise ToolsftError("missing required key", file=file, where=missing[0])
-    return _typed(file, values)
-
-
-def _section(file: Path, name: str, value: Any) -> dict[str, Any]:
-    if not isinstance(value, Mapping):
-        raise ToolsftError("must be a mapping", file=file, where=name, value=value)
-    out: dict[str, Any] = {}
-    for key, v in value.items():
-        if name == "train" and key == "stages":
-            out.update(_stages(file, v))
-        elif key in SECTIONS[name]:
-            out[SECTIONS[name][key]] = v
-        else:
-            raise ToolsftError(
-                f"unknown key (allowed: {', '.join(SECTIONS[name])})",
-                file=file,
-                where=f"{name}.{key}",
-            )
-    return out
-
-
-def _stages(file: Path, value: Any) -> dict[str, Any]:
-    if not isinstance(value, Mapping) or sorted(map(str, value)) != ["1", "2", "3"]:
-        raise ToolsftError("needs stages 1, 2 and 3", file=file, where="train.stages", value=value)
-    steps, weights = [], {}
-    for stage in (1, 2, 3):
-        sec = value.get(stage, value.get(str(stage)))
-        where = f"train.stages.{stage}"
-        if not isinstance(sec, Mapping) or any(k not in STAGE_KEYS for k in sec):
-            raise ToolsftError(f"a mapping of {', '.join(STAGE_KEYS)}", file=file, where=where)
-        if "max_steps" not in sec:
-            raise ToolsftError("missing max_steps", file=file, where=where)
-        steps.append(sec["max_steps"])
-        if "decision_weight" in sec:
-            weights[stage] = sec["decision_weight"]
-    out: dict[str, Any] = {"max_steps": tuple(steps)}
-    if weights:
-        if len(set(weights.values())) > 1:
-            raise ToolsftError(
-                "one decision_weight for the stages that set it", file=file, where="train.stages"
-            )
-        out["decision_weight"] = next(iter(weights.values()))
-        out["decision_stages"] = tuple(sorted(weights))
-    return out
-
-
-def _typed(file: Path, values: dict[str, Any]) -> Budget:
-    types = {f.name: f.type for f in fields(Budget)}
-    for key, v in list(values.items()):
-        kind = str(types[key])
-        if "tuple" in kind and isinstance(v, list):
-            values[key] = tuple(v)
-        ok = _matches(kind, values[key])
+    if not isinstance(data.get("train"), Mapping):
+        raise ToolsftError("must be a mapping of train settings", file=file, where="train")
+    top = from_mapping(Budget, {k: data[k] for k in ("name", "device")}, file=file)
+    train = tuple(load_config(path, stage) for stage in STAGES)
+    for stage, cfg in zip(STAGES, train, strict=True):
+        if cfg.max_steps <= 0:  # the plan and its ETA need a number of steps per stage
+            where = f"train.stages.{stage}.max_steps"
+            raise ToolsftError("must be set to a number of steps", file=file, where=where)
+    demo = DemoSettings(**_section(DemoSettings, data, "demo", file))
+    for name, ok, want in demo.rules():
         if not ok:
-            raise ToolsftError(f"wrong type (expected {kind})", file=file, where=key, value=v)
-    return Budget(**values)
+            where, value = f"demo.{name}", getattr(demo, name)
+            raise ToolsftError(f"must be {want}", file=file, where=where, value=value)
+    return Budget(
+        **top,
+        file=path,
+        gen=load_gen_config(path),
+        train=train,
+        eval=EvalSettings(**_section(EvalSettings, data, "eval", file)),
+        demo=demo,
+    )
 
 
-def _matches(kind: str, v: Any) -> bool:
-    if isinstance(v, bool):
-        return kind == "bool"
-    if kind == "int":
-        return isinstance(v, int)
-    if kind == "float":
-        return isinstance(v, int | float)
-    if kind == "str":
-        return isinstance(v, str)
-    return kind.startswith("tuple") and isinstance(v, tuple)
+def _section(cls: type, data: Mapping[str, Any], name: str, file: str) -> dict[str, Any]:
+    section = data.get(name)
+    section = {} if section is None else section
+    return from_mapping(cls, section, file=file, prefix=f"{name}.")
+
+
+def _describe(b: Budget) -> list[tuple[str, str]]:
+    """The budget as the demo prints it before the run; a setting that differs between
+    stages is shown per stage."""
+
+    def per_stage(get: Callable[[TrainConfig], Any]) -> str:
+        values = [str(get(c)) for c in b.train]
+        return values[0] if len(set(values)) == 1 else " / ".join(values)
+
+    first, demo, gen = b.train[0], b.demo, b.gen
+    steps = " / ".join(map(str, b.max_steps))
+    if demo.minutes:
+        time_rows = [
+            ("time budget", f"{demo.minutes:g} min in all, {demo.margin_s:.0f} s spare"),
+            (
+                "training time per stage",
+                "what gen, exports and evaluations leave, split "
+                + ":".join(f"{s:g}" for s in demo.stage_shares),
+            ),
+            ("optimizer steps per stage (at most)", steps),
+        ]
+    else:
+        time_rows = [("optimizer steps per stage", steps)]
+    bs, accum = first.batch_size, first.grad_accum
+    per_step = "auto" if bs is None or accum is None else str(bs * accum)
+    if first.share_prefix:
+        rows = f"{per_step} pack(s) of rows that share the tool list, up to "
+        rows += f"{per_stage(lambda c: c.max_length)} tokens"
+    else:
+        rows = f"{per_step} ({bs or 'auto'} x {accum or 'auto'} accumulation)"
+    out = [
+        ("budget", b.name),
+        ("model", b.model),
+        ("device", b.device),
+        ("rows generated per stage", str(gen.per_stage)),
+        *time_rows,
+        ("rows per step", rows),
+        ("max length (tokens)", per_stage(lambda c: c.max_length)),
+    ]
+    if first.share_prefix:
+        grad = per_stage(lambda c: "yes" if c.prefix_grad else "no")
+        out.append(("gradient through the shared prefix", grad))
+    warmup = per_stage(lambda c: f", {100 * c.warmup_ratio:.0f}% warmup" if c.warmup_ratio else "")
+    out += [
+        (
+            "learning rate",
+            per_stage(lambda c: f"{c.learning_rate:g}")
+            + ", "
+            + per_stage(lambda c: c.lr_scheduler)
+            + warmup,
+        ),
+        (
+            "replay of earlier stages",
+            per_stage(lambda c: f"{100 * c.replay_share:.0f}%") + " of stage 2 and 3 rows",
+        ),
+        ("loss weight of deciding tokens", _weights(b.train)),
+        (
+            "LoRA",
+            f"{'last ' + str(first.lora_layers) if first.lora_layers else 'all'} layers, "
+            + ",".join(first.target_modules),
+        ),
+        ("test rows per stage per eval", str(b.eval.rows)),
+        (
+            "tools shown",
+            "all, in every stage" if gen.show_all else f"{gen.max_tools} in stage-1 rows",
+        ),
+        ("eval engine", b.eval.engine),
+    ]
+    return out
+
+
+def _weights(train: tuple[TrainConfig, ...]) -> str:
+    weighted = {s: c.decision_weight for s, c in zip(STAGES, train, strict=True)}
+    weighted = {s: w for s, w in weighted.items() if w != 1}
+    if not weighted:
+        return "1x (plain SFT loss)"
+    what = " (a turn's first token, tool names, argument values)"
+    if len(set(weighted.values())) == 1:
+        w = next(iter(weighted.values()))
+        return f"{w:g}x in stages {','.join(map(str, weighted))}{what}"
+    return " / ".join(f"{c.decision_weight:g}x" for c in train) + what
 
 
 BUDGETS: dict[str, Budget] = {name: load_budget(name) for name in BUDGET_NAMES}
@@ -320,4 +282,4 @@ def choose_budget(
         b = load_budget(name)
     else:
         b = BUDGETS["quick" if quick else "gpu" if gpu else "cpu" if bf16 else "cpu-fp32"]
-    return replace(b, model=model) if model else b
+    return b.with_model(model) if model else b

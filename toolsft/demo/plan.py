@@ -27,8 +27,8 @@ TRAIN_OVERHEAD_S = 25.0
 """Seconds a training stage spends outside its steps: start-up, model load, data preparation,
 the final save (measured 15-25 s on 2 cores; the model is converted before, in its own step)."""
 PREPARE_S = 45.0
-"""Seconds to build the model alias once (SmolLM2's GGUF -> safetensors on 2 cores, 2026-12-02:
-~45 s; a second run finds it cached and takes the start-up only)."""
+"""Seconds to build the model alias once (SmolLM2's GGUF -> safetensors on 2 cores); a second
+run finds it cached and takes the start-up only."""
 
 
 @dataclass(frozen=True)
@@ -88,6 +88,9 @@ def build_plan(
 ) -> Plan:
     b = budget
     data = runs / "data"
+    # gen and train read their settings from the budget file itself; the argv adds only what
+    # the demo decides (paths, the model, the seed).
+    config = ("--config", str(b.file))
     steps: list[Step] = [
         # The GGUF -> safetensors conversion (once per machine) gets a step of its own, so the
         # base model's evaluation, which sizes the final one, times the evaluation alone.
@@ -96,41 +99,31 @@ def build_plan(
             "gen",
             (
                 "gen",
-                *("--suite", str(suite), "--out", str(data), "--seed", str(seed), "--overwrite"),
-                *("--per-stage", str(b.rows_per_stage), "--max-tools", str(b.max_tools)),
-                *("--group", str(b.group)),
-            )
-            + (("--show-all",) if b.show_all else ())
-            + (("--suite-order",) if b.suite_order else ()),
+                *("--suite", str(suite), "--out", str(data), *config),
+                *("--seed", str(seed), "--overwrite"),
+            ),
             10,
         ),
     ]
     train_common = (
+        *config,
         *("--data", str(data), "--out", str(runs), "--model", b.model),
-        *("--batch-size", str(b.batch_size), "--grad-accum", str(b.grad_accum)),
-        *("--max-length", str(b.max_length), "--lr", str(b.learning_rate)),
-        *("--lora-r", str(b.lora_r), "--lora-alpha", str(b.lora_alpha)),
-        *("--lora-layers", str(b.lora_layers), "--target-modules", ",".join(b.target_modules)),
-        *("--lora-dropout", str(b.lora_dropout), "--warmup-ratio", str(b.warmup_ratio)),
-        *("--lr-scheduler", b.lr_scheduler),
-        *("--max-val-rows", str(b.val_rows), "--replay-share", str(b.replay_share)),
         *("--seed", str(seed), "--overwrite"),
     )
-    train_common += ("--share-prefix",) if b.share_prefix else ()
-    train_common += ("--no-prefix-grad",) if b.share_prefix and not b.prefix_grad else ()
     evals = [EvalJob("base", b.model, reports / "base")]
     eval_common = (
         "eval",
         *("--suite", str(suite), "--data", str(data), "--split", "test"),
-        *("--limit", str(b.eval_rows), "--seed", str(seed), "--engine", b.engine, "--quiet"),
+        *("--limit", str(b.eval.rows), "--seed", str(seed), "--engine", b.eval.engine),
+        "--quiet",
     )
-    if b.engine == "vllm":
+    if b.eval.engine == "vllm":
         eval_common += ("--enforce-eager",)  # compiling costs more than it saves on 60 episodes
     if b.model == "tiny-random":
         eval_common += ("--max-tokens", "48")
     fast = b.device == "cpu"
-    start_s = 5.0 if b.engine == "hf" else 30.0
-    per_model_s = b.eval_s if fast else 5.0
+    start_s = 5.0 if b.eval.engine == "hf" else 30.0
+    per_model_s = b.demo.eval_s if fast else 5.0
     # The base model first, on its own engine: what it took sizes the final evaluation, so the
     # training stages can have the rest of the time budget.
     steps.append(
@@ -140,22 +133,15 @@ def build_plan(
             start_s + per_model_s,
         )
     )
-    per_step = b.step_s
-    for stage in (1, 2, 3):
-        n = b.max_steps[stage - 1]
+    for stage, n in enumerate(b.max_steps, start=1):
         steps.append(
             Step(
                 f"train stage {stage}",
-                ("train", "--stage", str(stage), *train_common, "--max-steps", str(n))
-                + ("--save-steps", str(max(n, 1)))
-                + (("--answer-loss-only",) if b.answer_loss_only and stage == 3 else ())
-                + (
-                    ("--decision-weight", str(b.decision_weight))
-                    if b.decision_weight != 1 and stage in b.decision_stages
-                    else ()
-                ),
-                10 + n * per_step,
-                time_share=b.stage_shares[stage - 1] if b.minutes else 0.0,
+                ("train", "--stage", str(stage), *train_common)
+                # one checkpoint, at the end: the demo evaluates the final model only
+                + ("--save-steps", str(max(n, 1))),
+                10 + n * b.demo.step_s,
+                time_share=b.demo.stage_shares[stage - 1] if b.demo.minutes else 0.0,
                 overhead_s=TRAIN_OVERHEAD_S,
             )
         )
@@ -183,7 +169,7 @@ def build_plan(
             "eval final",
             (*eval_common, "--jobs", str(jobs_file)),
             start_s + (len(evals) - 1) * per_model_s,
-            like=("eval base", b.final_eval_factor),
+            like=("eval base", b.demo.final_eval_factor),
         )
     )
     steps.append(

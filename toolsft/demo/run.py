@@ -66,7 +66,7 @@ def remaining_s(plan: Plan, i: int, elapsed: float, measured: dict[str, float]) 
     """Estimated seconds from `elapsed` (the start of step `i`) to the end of the run: under a
     time budget with training still to come, the training fills the target."""
     rest = plan.steps[i:]
-    if plan.budget.minutes and any(s.time_share for s in rest):
+    if plan.budget.demo.minutes and any(s.time_share for s in rest):
         floor = sum(
             s.overhead_s + MIN_TRAIN_S if s.time_share else estimate(s, measured) for s in rest
         )
@@ -77,19 +77,19 @@ def remaining_s(plan: Plan, i: int, elapsed: float, measured: dict[str, float]) 
 def expected_steps(plan: Plan, spent: float = 0.0) -> int:
     """Optimizer steps the training stages should fit in the time budget, from the
     budget's estimates (0 without a time budget: then max_steps decide)."""
-    if not plan.budget.minutes:
+    if not plan.budget.demo.minutes:
         return sum(plan.budget.max_steps)
     prior = {s.name: s.est_s for s in plan.steps}  # a `like` step scales its model's estimate
     fixed = sum(s.overhead_s if s.time_share else estimate(s, prior) for s in plan.steps)
     left = max(_target_left(plan, spent) - fixed, 0.0)
     trained = [s for s in plan.steps if s.time_share]
     floor = len(trained) * MIN_TRAIN_S
-    return int(max(left, floor) / plan.budget.step_s)
+    return int(max(left, floor) / plan.budget.demo.step_s)
 
 
 def _target_left(plan: Plan, elapsed: float) -> float:
     """Seconds of the time budget left `elapsed` seconds in, less the margin."""
-    return plan.budget.minutes * 60 - plan.budget.margin_s - elapsed
+    return plan.budget.demo.minutes * 60 - plan.budget.demo.margin_s - elapsed
 
 
 def run_plan(
@@ -112,7 +112,7 @@ def run_plan(
     measured: dict[str, float] = {}
     t0 = clock() - spent
     for i, step in enumerate(plan.steps):
-        if step.time_share and plan.budget.minutes:
+        if step.time_share and plan.budget.demo.minutes:
             secs = stage_seconds(plan, i, clock() - t0, measured)
             step = replace(
                 step, argv=(*step.argv, "--max-time", f"{secs:.0f}"), est_s=secs + step.overhead_s

@@ -9,64 +9,110 @@ from __future__ import annotations
 import datetime as dt
 import random
 from collections import Counter
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Any
 
 from toolsft import __version__
+from toolsft.errors import ToolsftError
 from toolsft.gen.plan import plan_for
 from toolsft.gen.sample import Context
 from toolsft.gen.stages import Draft, Skip, StageConfig, build, pick_suite_kind
 from toolsft.gen.verify import verify
+from toolsft.options import (
+    check_fields,
+    fields_of,
+    flag_name,
+    from_mapping,
+    load_yaml_file,
+    option,
+)
 from toolsft.schema.suite import Suite
-from toolsft.types import Example, ToolSpec
+from toolsft.types import LANGS, STAGES, Example, ToolSpec
+
+MAX_ROWS = 1_000_000
+"""Upper bound of per_stage and group: far above any real dataset, and it keeps a typo (an
+extra digit or ten) from running for hours."""
 
 
 @dataclass(frozen=True)
 class GenConfig:
-    seed: int = field(default=0, metadata={"help": "Seed: same suite + seed -> identical files."})
-    per_stage: int = field(default=1000, metadata={"help": "Training rows per stage."})
-    val_ratio: float = field(default=0.1, metadata={"help": "Validation rows per training row."})
-    test_ratio: float = field(default=0.2, metadata={"help": "Test rows per training row."})
-    langs: tuple[str, ...] = field(default=("zh", "en"), metadata={"help": "Languages."})
-    stages: tuple[int, ...] = field(default=(1, 2, 3), metadata={"help": "Stages to generate."})
-    max_tools: int = field(default=0, metadata={"help": "Tools shown in stage-1 rows (0: all)."})
-    noise: float = field(default=0.15, metadata={"help": "Share of requests with noise."})
-    entity_swap: float = field(
-        default=0.5,
-        metadata={
-            "help": "Share of free-text pool values (cities, products, addresses) that train/val "
-            "rows replace with a new value of the same shape, so the model learns to copy values "
-            "rather than recall the pool; the test split never swaps."
-        },
+    """What `toolsft gen` generates: every field is a `gen` option and a key of a config
+    file's `gen` section (`load_gen_config`)."""
+
+    seed: int = option(0, "Seed: the same suite and seed give identical files.")
+    per_stage: int = option(
+        1000,
+        "Training rows per stage (validation and test rows: see the ratios).",
+        low=1,
+        high=MAX_ROWS,
     )
-    paraphrase: float = field(default=0.25, metadata={"help": "Share with a paraphrase wrapper."})
-    context: float = field(default=0.15, metadata={"help": "Share with earlier small talk."})
-    max_attempts: int = field(default=30, metadata={"help": "Tries per row before giving up."})
-    show_all: bool = field(
-        default=False,
-        metadata={
-            "help": "Show every tool of the suite in every row of every stage, as a deployed "
-            "model sees them (overrides max_tools and stage 2-3's short lists)."
-        },
+    val_ratio: float = option(0.1, "Validation rows per training row.", low=0, high=1)
+    test_ratio: float = option(0.2, "Test rows per training row.", low=0, high=1)
+    langs: tuple[str, ...] = option(
+        ("zh", "en"),
+        "Languages, taken in turn row by row (group by group with group > 1).",
+        cli="--lang",
+        choices=LANGS,
     )
-    suite_order: bool = field(
-        default=False,
-        metadata={
-            "help": "With show_all, list the tools in the suite's own order in every row (as one "
-            "deployment always lists them) instead of a shuffled order per group: every prompt "
-            "then begins with the same tool list, which training packs and vLLM's prefix cache "
-            "compute once."
-        },
+    stages: tuple[int, ...] = option(
+        (1, 2, 3), "Stages to generate: 1 select, 2 fill, 3 answer.", choices=STAGES
     )
-    group: int = field(
-        default=1,
-        metadata={
-            "help": "Rows per prompt group: consecutive rows that share language, date and (with "
-            "show_all) tool order, so their system prompt and tool list are identical and "
-            "`train --share-prefix` computes that prefix once for the whole group."
-        },
+    max_tools: int = option(
+        0, "Tools shown in stage-1 rows (0: all; confusable tools always included).", low=0
     )
+    noise: float = option(0.15, "Share of requests with typing noise.", low=0, high=1)
+    entity_swap: float = option(
+        0.5,
+        "Share of free-text values (cities, products, addresses) that train/val rows replace "
+        "with new values of the same shape, so the model learns to copy rather than recall "
+        "the pool. The test split never swaps.",
+        low=0,
+        high=1,
+    )
+    paraphrase: float = option(0.25, "Share of requests in a paraphrase wrapper.", low=0, high=1)
+    context: float = option(0.15, "Share of rows with earlier small talk.", low=0, high=1)
+    max_attempts: int = option(30, "Tries per row before it is given up.", low=1, high=1000)
+    show_all: bool = option(
+        False,
+        "Show every tool in every row of every stage, as a deployed model sees them "
+        "(overrides max_tools and stage 2-3's short lists).",
+    )
+    suite_order: bool = option(
+        False,
+        "With show_all, list the tools in the suite's order in every row (as a deployment "
+        "does) instead of shuffling them per group, so every prompt starts with the same "
+        "tool list.",
+    )
+    group: int = option(
+        1,
+        "Rows per prompt group: consecutive rows share language, date and (with show_all) "
+        "tool order, so `train --share-prefix` computes their common prompt once.",
+        low=1,
+        high=MAX_ROWS,
+    )
+
+    def validate(self, sources: Mapping[str, tuple[str | None, str]] | None = None) -> GenConfig:
+        """This config with each stage once and in order, or a ToolsftError naming the file
+        and key (or the option) that set the bad value (`sources`: field -> (file, where))."""
+        check_fields(self, sources)
+        src = dict(sources or {})
+        rules = (
+            ("langs", bool(self.langs), "names no language"),
+            ("stages", bool(self.stages), "names no stage"),
+            (
+                "suite_order",
+                self.show_all or not self.suite_order,
+                f"needs {_name('show_all', src.get('suite_order'))} (rows otherwise show a few "
+                "tools each)",
+            ),
+        )
+        for name, ok, message in rules:
+            if not ok:
+                file, where = src.get(name, (None, name))
+                raise ToolsftError(message, file=file, where=where, value=getattr(self, name))
+        return replace(self, stages=tuple(sorted(set(self.stages))))
 
     def split_sizes(self) -> dict[str, int]:
         n = self.per_stage
@@ -75,6 +121,41 @@ class GenConfig:
             "val": max(1, round(n * self.val_ratio)),
             "test": max(1, round(n * self.test_ratio)),
         }
+
+
+def _name(field_name: str, source: tuple[str | None, str] | None) -> str:
+    """Another field, named as the user wrote the one it is checked with: an option or a
+    file's key."""
+    if source is not None and source[0] is None and source[1].startswith("--"):
+        return flag_name(fields_of(GenConfig)[field_name])
+    return field_name
+
+
+def load_gen_config(
+    path: Path | None,
+    overrides: Mapping[str, Any] | None = None,
+    labels: Mapping[str, str] | None = None,
+) -> GenConfig:
+    """Defaults < the file's `gen` section < `overrides` (the command line's values, named in
+    errors by `labels`: field -> option), validated."""
+    values: dict[str, Any] = {}
+    sources: dict[str, tuple[str | None, str]] = {}
+    if path is not None:
+        file = str(path)
+        data = load_yaml_file(Path(path))
+        if not isinstance(data, Mapping):
+            raise ToolsftError("top level must be a mapping", file=file, value=data)
+        section = data.get("gen")
+        section = {} if section is None else section
+        found = from_mapping(
+            GenConfig, section, file=file, prefix="gen.", command="toolsft gen --help"
+        )
+        values.update(found)
+        sources.update({k: (file, f"gen.{k}") for k in found})
+    for key, value in (overrides or {}).items():
+        values[key] = value
+        sources[key] = (None, (labels or {}).get(key, key))
+    return GenConfig(**values).validate(sources)
 
 
 @dataclass
