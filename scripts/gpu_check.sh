@@ -321,7 +321,7 @@ phase "eval base" toolsft "${eval_args[@]}" --name base --out "$OUT_DIR/reports/
 for stage in 1 2 3; do
   phase "train stage $stage" toolsft train --stage "$stage" --config "$BUDGET" \
     --data "$OUT_DIR/data" --out "$OUT_DIR/runs" --model "$MODEL" --seed 0 --overwrite \
-    --save-steps "$SAVE_STEPS" --no-early-stopping
+    --save-steps "$SAVE_STEPS" --early-stopping-patience 0
 done
 phase "eval final" toolsft "${eval_args[@]}" --adapter "$OUT_DIR/runs/stage3" --name final \
   --out "$OUT_DIR/reports/final"

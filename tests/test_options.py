@@ -18,8 +18,9 @@ from toolsft.cli.main import cli
 from toolsft.cli.options import given, labels
 from toolsft.gen.pipeline import GenConfig, load_gen_config
 from toolsft.options import fields_of, flag_name, kind
+from toolsft.train.config import TrainConfig, load_config
 
-COMMANDS = [("gen", GenConfig)]
+COMMANDS = [("gen", GenConfig), ("train", TrainConfig)]
 """Each command whose options are a config dataclass's fields."""
 
 
@@ -39,23 +40,40 @@ def _gen(tmp_path: Path, *args: str) -> Any:
 
 def _other_value(f: dataclasses.Field[Any]) -> Any:
     """A valid value of the field that is not its default."""
-    k, meta = kind(f), f.metadata
+    k, meta, default = kind(f), f.metadata, f.default
     if k == "bool":
-        return not f.default
+        return not default
     if k in ("list", "ints"):
-        return tuple(meta["choices"][1:])  # a strict, non-empty subset of the choices
+        if meta["choices"]:
+            return tuple(meta["choices"][1:])  # a strict, non-empty subset of the choices
+        return ("a_proj", "b_proj")
+    if k == "str":
+        return next(c for c in meta["choices"] or ("other",) if c != default)
     if k == "int":
-        return min(f.default + 1, meta["high"] or f.default + 1)
+        start = default if default is not None else meta["low"] or (meta["above"] or 0) + 1
+        return min(start + 2, meta["high"] or start + 2)  # + 2: max_steps -1 -> 1, not 0
     if k == "float":
-        return (f.default + (meta["high"] if meta["high"] is not None else 2 * f.default)) / 2
+        if default is None:
+            return 60.0
+        top = next((meta[b] for b in ("high", "below") if meta[b] is not None), 2 * default)
+        return (default + top) / 2
     raise AssertionError(f"no test value for {f.name} ({k})")
+
+
+NEEDS: dict[str, dict[str, Any]] = {
+    "suite_order": {"show_all": True},
+    "decision_weight": {"share_prefix": True},
+    "prefix_grad": {"share_prefix": True},
+}
+"""A field whose other value is valid only beside another field's (the rules between fields)."""
 
 
 def _cli_args(f: dataclasses.Field[Any], value: Any) -> list[str]:
     flag = flag_name(f)
     if kind(f) == "bool":
-        return [flag if value else "--no-" + flag[2:]]
-    if isinstance(value, tuple):
+        positive = "--" + flag[2:].removeprefix("no-")  # --no-prefix-grad's pair
+        return [positive if value else "--no-" + positive[2:]]
+    if isinstance(value, tuple | list):
         return [flag, ",".join(map(str, value))]
     return [flag, str(value)]
 
@@ -67,9 +85,10 @@ def test_every_field_has_help_and_an_option(command: str, cls: type) -> None:
     listed = {word.rstrip(",") for line in res.output.splitlines() for word in line.split()}
     for name, f in fields_of(cls).items():
         assert f.metadata.get("help"), name
-        assert flag_name(f) in listed, (name, flag_name(f))
         if kind(f) == "bool":
-            assert "--no-" + flag_name(f)[2:] in listed, name
+            assert {*_cli_args(f, True), *_cli_args(f, False)} <= listed, name
+        else:
+            assert flag_name(f) in listed, (name, flag_name(f))
 
 
 def test_a_yaml_key_and_its_option_set_the_same_value(tmp_path: Path) -> None:
@@ -80,13 +99,13 @@ def test_a_yaml_key_and_its_option_set_the_same_value(tmp_path: Path) -> None:
     default = GenConfig()
     for name, f in fields_of(GenConfig).items():
         value = _other_value(f)
-        with_all = {"show_all": True} if name == "suite_order" else {}  # suite_order needs it
+        needs = NEEDS.get(name, {})
         file = tmp_path / f"{name}.yaml"
         as_yaml = list(value) if isinstance(value, tuple) else value
-        file.write_text(yaml.safe_dump({"gen": {name: as_yaml, **with_all}}))
+        file.write_text(yaml.safe_dump({"gen": {name: as_yaml, **needs}}))
         from_file = load_gen_config(file)
         argv = ["--suite", "commerce", "--out", "x", *_cli_args(f, value)]
-        argv += ["--show-all"] if with_all else []
+        argv += [a for k, v in needs.items() for a in _cli_args(fields_of(GenConfig)[k], v)]
         params = gen.make_context("gen", argv).params
         from_cli = load_gen_config(None, given(GenConfig, params), labels(GenConfig))
         assert from_file == from_cli, name
@@ -157,6 +176,106 @@ def test_stages_are_generated_once_each_in_order(tmp_path: Path) -> None:
     assert load_gen_config(file).stages == (1, 3)
 
 
+# --- train: TrainConfig's fields are its options and a config file's keys ----------------------
+
+
+def _train(tmp_path: Path, *args: str) -> Any:
+    data = tmp_path / "data"
+    data.mkdir(exist_ok=True)
+    argv = ["train", "--stage", "1", "--data", str(data), "--out", str(tmp_path / "run"), *args]
+    return CliRunner().invoke(cli, argv)
+
+
+def _train_params(tmp_path: Path, *args: str) -> dict[str, Any]:
+    from toolsft.cli.train import train
+
+    argv = ["--stage", "1", "--data", str(tmp_path), "--out", "x", *args]
+    return train.make_context("train", argv).params
+
+
+def test_a_train_yaml_key_and_its_option_set_the_same_value(tmp_path: Path) -> None:
+    """For every TrainConfig field: `key: value` in a config file and the option on the
+    command line give the same config, and it differs from the default there."""
+    fields = fields_of(TrainConfig)
+    for name, f in fields.items():
+        value = _other_value(f)
+        needs = NEEDS.get(name, {})
+        file = tmp_path / f"{name}.yaml"
+        as_yaml = list(value) if isinstance(value, tuple) else value
+        file.write_text(yaml.safe_dump({name: as_yaml, **needs}))
+        from_file = load_config(file, 1)
+        argv = _cli_args(f, value)
+        argv += [a for k, v in needs.items() for a in _cli_args(fields[k], v)]
+        params = _train_params(tmp_path, *argv)
+        from_cli = load_config(None, 1, given(TrainConfig, params), labels(TrainConfig))
+        assert from_file == from_cli, name
+        assert getattr(from_file, name) != getattr(TrainConfig(), name), name
+
+
+def test_train_options_win_over_the_file_and_its_stage_section(tmp_path: Path) -> None:
+    file = tmp_path / "train.yaml"
+    file.write_text("learning_rate: 1e-3\nlora_r: 4\nstages: {1: {learning_rate: 5e-4}}\n")
+    params = _train_params(tmp_path, "--config", str(file), "--lr", "3e-4")
+    cfg = load_config(file, 1, given(TrainConfig, params), labels(TrainConfig))
+    assert (cfg.learning_rate, cfg.lora_r) == (3e-4, 4)
+    assert load_config(file, 1).learning_rate == 5e-4
+
+
+@pytest.mark.parametrize(
+    ("text", "said"),
+    [
+        ("lora_rank: 8", "lora_rank: unknown key (did you mean 'lora_r'?)"),
+        ("lr: 0.1", "lr: unknown key (did you mean 'learning_rate'?)"),  # the option's name
+        ("max_rows: 8", "max_rows: unknown key (did you mean 'max_train_rows'?)"),
+        ("colour: red", "colour: unknown key (toolsft train --help lists them)"),
+        ("stages: {2: {lora_rank: 8}}", "stages.2.lora_rank: unknown key (did you mean"),
+    ],
+)
+def test_an_unknown_train_key_says_which_was_meant(tmp_path: Path, text: str, said: str) -> None:
+    file = tmp_path / "train.yaml"
+    file.write_text(text + "\n")
+    line = _error_line(_train(tmp_path, "--config", str(file)))
+    assert line.startswith(f"Error: {file}:{said}"), line
+
+
+@pytest.mark.parametrize(
+    ("key", "yaml_value", "cli_value"),
+    [
+        ("lora_r", "0", "0"),
+        ("learning_rate", ".nan", "nan"),
+        ("learning_rate", "-1e-4", "-1e-4"),
+        ("lora_dropout", "1.0", "1"),
+        ("method", "adapters", "adapters"),
+        ("lr_scheduler", "cosine_decay", "cosine_decay"),
+        ("target_modules", "[]", ","),
+        ("max_train_rows", "0", "0"),
+        ("seed", "-1", "-1"),
+        ("max_steps", "0", "0"),
+        ("epochs", "x", "x"),
+    ],
+)
+def test_a_bad_train_value_is_one_line_naming_the_file_key_or_the_option(
+    tmp_path: Path, key: str, yaml_value: str, cli_value: str
+) -> None:
+    file = tmp_path / "train.yaml"
+    file.write_text(f"{key}: {yaml_value}\n")
+    line = _error_line(_train(tmp_path, "--config", str(file)))
+    assert line.startswith(f"Error: {file}:{key}: "), line
+    flag = flag_name(fields_of(TrainConfig)[key])
+    line = _error_line(_train(tmp_path, flag, cli_value))
+    assert flag in line, line
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_rule_between_train_fields_names_the_option_that_set_it(tmp_path: Path) -> None:
+    line = _error_line(_train(tmp_path, "--no-prefix-grad"))
+    assert line.startswith("Error: --no-prefix-grad: must be true without share_prefix"), line
+    file = tmp_path / "train.yaml"
+    file.write_text("share_prefix: true\nstages: {3: {decision_weight: 2}}\n")
+    line = _error_line(_train(tmp_path, "--config", str(file), "--no-share-prefix"))
+    assert line.startswith(f"Error: {file}:stages.3.decision_weight: must be 1 without"), line
+
+
 # --- demo budgets: their sections are the commands' own configs ------------------------------
 
 
@@ -180,7 +299,6 @@ def _budget(tmp_path: Path, change: dict[str, Any]) -> Path:
 
 def test_a_budget_file_is_what_gen_and_train_read(tmp_path: Path) -> None:
     from toolsft.demo.budgets import load_budget
-    from toolsft.train.config import load_config
 
     path = _budget(tmp_path, {"gen.per_stage": 24, "train.stages.2.max_steps": 5})
     b = load_budget(path)
@@ -203,6 +321,10 @@ def test_a_budget_file_is_what_gen_and_train_read(tmp_path: Path) -> None:
         ({"trian": {}}, "trian: unknown key (did you mean 'train'?)"),
         ({"name": None}, "name: missing required key"),
         ({"train.stages.3.max_steps": None}, "train.stages.3.max_steps: must be set"),
+        ({"train.learning_rate": 0}, "train.learning_rate: must be > 0 (0.0)"),
+        ({"train.lr": 0.1}, "train.lr: unknown key (did you mean 'learning_rate'?)"),
+        ({"train.stages.2.lora_r": 0}, "train.stages.2.lora_r: must be > 0 (0)"),
+        ({"train": [1]}, "train: must be a mapping"),
     ],
 )
 def test_a_bad_budget_is_one_error_naming_file_and_key(

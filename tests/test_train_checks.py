@@ -188,33 +188,3 @@ def test_loss_covers_only_assistant_tokens(
         trainer.compact_lm_head = False
         fused = trainer.compute_loss(trainer.model, dict(batch))
     assert torch.allclose(compact, fused, rtol=1e-4), (compact, fused)
-
-
-def test_answer_loss_only_keeps_the_answers_of_result_rows(tokenizer: Any, rows: list[Row]) -> None:
-    """Stage-3 rows lose the loss on the call before the tool result and keep it on the
-    answer after it; replayed rows (another stage) keep every turn."""
-    from toolsft.train.data import answers_only, mask_spans
-
-    with_result = [r for r in rows if any(m["role"] == "tool" for m in r.messages)]
-    assert with_result
-    replayed = [Row(r.messages, r.tools, r.meta, r.source, 1) for r in with_result[:3]]
-    enc = encode(tokenizer, with_result + replayed, CHAT_TEMPLATE, 4096)
-    out = answers_only(enc, stage=3)
-    assert out.input_ids == enc.input_ids and out.rows == enc.rows
-    for row, ids, full, kept in zip(
-        out.rows, out.input_ids, enc.assistant_masks, out.assistant_masks, strict=True
-    ):
-        if row.stage != 3:
-            assert kept == full
-            continue
-        spans = mask_spans(kept)
-        assert 0 < len(spans) < len(mask_spans(full))
-        text = tokenizer.decode([t for t, m in zip(ids, kept, strict=True) if m])
-        assert "<tool_call>" not in text  # the call before the result is out of the loss
-        answer = next(
-            m["content"]
-            for i, m in enumerate(row.messages)
-            if m["role"] == "assistant" and i > [x["role"] for x in row.messages].index("tool")
-        )
-        assert answer.strip()[:10] in text  # the answer is still trained
-    check_masks(tokenizer, enc, "stage3")  # the checks still see every turn

@@ -238,7 +238,7 @@ def test_cli_train_and_export(tiny_home: Path, tiny_data: Path, tmp_path: Path) 
         env=env,
     )
     assert res.exit_code == 0, res.output
-    assert res.output.count("stage 1: step 2/2, loss") == 1  # no terminal: plain lines, once
+    assert res.output.count("stage 1: 2/2 steps, loss") == 1  # no terminal: plain lines, once
     saved = (run / "stage1" / "config.yaml").read_text()
     assert "learning_rate: 0.001" in saved and "lora_r: 4" in saved and "max_train_rows: 8" in saved
     res = CliRunner().invoke(
@@ -326,16 +326,29 @@ def test_early_stopping_is_wired_to_val_loss(
 def test_plain_progress_lines_every_tenth_of_the_run() -> None:
     """A log gets a line at each new tenth of a stage: by steps, or by time under --max-time
     (where 400 steps only cap, so step tenths would print nothing)."""
-    from toolsft.cli.train import _tenth
+    import dataclasses
+    import io
+
+    from rich.console import Console
+
+    from toolsft.cli.train import _done, _run
     from toolsft.train.callbacks import Progress
 
     def lines(updates: list[Progress]) -> list[int]:
-        seen, out = 0, []
-        for p in updates:
-            if _tenth(p) > seen:
-                seen = _tenth(p)
-                out.append(p.step)
-        return out
+        """The steps at which the CLI's bar prints a line to a log (no terminal); each step
+        is followed by its log event, which must not print again."""
+        log = io.StringIO()
+        console = Console(file=log, force_terminal=False, width=200)
+
+        def call(sink: Any) -> None:
+            for p in updates:
+                sink(p)
+                sink(dataclasses.replace(p, event="log", loss=1.5))
+
+        _run(console, call)
+        printed = [line for line in log.getvalue().splitlines() if line.strip()]
+        assert all(line.startswith("stage 1: ") for line in printed), printed
+        return [int(line.split()[2].split("/")[0]) for line in printed]
 
     by_steps = [Progress(1, s, 100, elapsed_s=s, eta_s=100.0 - s) for s in range(1, 101)]
     assert lines(by_steps) == list(range(10, 101, 10))
@@ -347,4 +360,4 @@ def test_plain_progress_lines_every_tenth_of_the_run() -> None:
     ]
     got = lines(timed)
     assert len(got) == 10 and got[-1] == 75 and got[0] in (7, 8)
-    assert _tenth(Progress(1, 0, 10)) == 0 and _tenth(Progress(1, 3, None)) == 0  # type: ignore[arg-type]
+    assert _done(Progress(1, 0, 10)) == 0 and _done(Progress(1, 3, None)) == 0  # type: ignore[arg-type]

@@ -37,7 +37,8 @@ def _train(data: Path, out: Path, home: Path, *extra: str) -> subprocess.Popen[b
         "1",
         "--grad-accum",
         "1",
-        "--no-early-stopping",
+        "--early-stopping-patience",
+        "0",
         *extra,
     ]
     env = {**os.environ, "TOOLSFT_HOME": str(home), "OMP_WAIT_POLICY": "PASSIVE"}

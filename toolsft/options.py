@@ -9,7 +9,8 @@ by `load_yaml_file`, the one loader for every config and budget file.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable, Mapping
+import math
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -24,16 +25,29 @@ def option(
     help: str,
     *,
     cli: str | None = None,
-    choices: tuple[str, ...] | None = None,
+    choices: tuple[Any, ...] | None = None,
     low: float | None = None,
     high: float | None = None,
+    above: float | None = None,
+    below: float | None = None,
+    unset: str = "auto",
 ) -> Any:
     """A dataclass field with its help text and CLI shape.
 
     `cli` renames the command-line option (`--lr` for `learning_rate`); `choices`, `low` and
-    `high` bound the value on the command line and in YAML alike.
+    `high` (inclusive), `above` and `below` (exclusive) bound the value on the command line and
+    in YAML alike. `unset` is what a None default means in --help ("auto", "no limit").
     """
-    meta = {"help": help, "cli": cli, "choices": choices, "low": low, "high": high}
+    meta = {
+        "help": help,
+        "cli": cli,
+        "choices": choices,
+        "low": low,
+        "high": high,
+        "above": above,
+        "below": below,
+        "unset": unset,
+    }
     if isinstance(default, list | dict):
         return dataclasses.field(default_factory=lambda: type(default)(default), metadata=meta)
     return dataclasses.field(default=default, metadata=meta)
@@ -82,8 +96,11 @@ def coerce(
     file: str | None,
     where: str,
     error: type[ToolsftError] = ToolsftError,
+    as_given: bool = False,
 ) -> Any:
-    """A YAML or command-line value checked against the field's type and bounds."""
+    """A YAML or command-line value checked against the field's type and bounds. An error
+    shows the value as converted (`0.0` for a float field), or with `as_given` (a value set in
+    Python) as it was."""
     if value is None:
         if nullable(f):
             return None
@@ -93,10 +110,11 @@ def coerce(
         out = _CONVERT[k](value)
     except (TypeError, ValueError, OverflowError):
         raise error(f"expected {_WANT[k]}", file=file, where=where, value=value) from None
-    for item in out if k in SEQUENCES else (out,):  # a list's bounds hold for each item
-        _check_bounds(f, item, file=file, where=where, error=error)
-    if k in SEQUENCES and isinstance(f.default, tuple):
-        out = tuple(out)
+    if k in SEQUENCES:  # a list's bounds hold for each item
+        for item in out:
+            _check_bounds(f, item, item, file=file, where=where, error=error)
+        return tuple(out) if isinstance(f.default, tuple) else out
+    _check_bounds(f, out, value if as_given else out, file=file, where=where, error=error)
     return out
 
 
@@ -106,33 +124,59 @@ def check_fields(
     error: type[ToolsftError] = ToolsftError,
 ) -> None:
     """Every option field of a config object against its type and bounds, as `coerce` checks
-    a YAML value: a value set in Python (or a NaN that click's ranges let through) is held to
-    the same rules. `sources` maps a field to the (file, key or option) that set it."""
+    a YAML value: a value set in Python is held to the same rules. `sources` maps a field to
+    the (file, key or option) that set it."""
     for name, f in fields_of(type(obj)).items():
         if "help" in f.metadata:
             file, where = (sources or {}).get(name, (None, name))
-            coerce(f, getattr(obj, name), file=file, where=where, error=error)
+            coerce(f, getattr(obj, name), file=file, where=where, error=error, as_given=True)
 
 
 def _check_bounds(
-    f: dataclasses.Field[Any], value: Any, *, file: str | None, where: str, error: type
+    f: dataclasses.Field[Any],
+    value: Any,
+    shown: Any,
+    *,
+    file: str | None,
+    where: str,
+    error: type[ToolsftError],
 ) -> None:
-    choices, low, high = (f.metadata.get(k) for k in ("choices", "low", "high"))
+    choices = f.metadata.get("choices")
     if choices and value not in choices:
         known = ", ".join(map(str, choices))
-        raise error(f"must be one of {known}", file=file, where=where, value=value)
-    # Written so that NaN fails too: every comparison with it is False.
-    if not ((low is None or low <= value) and (high is None or value <= high)):
-        if low is None:
-            bound = f"at most {_num(high)}"
-        elif high is None:
-            bound = f"at least {_num(low)}"
-        else:
-            bound = f"from {_num(low)} to {_num(high)}"
-        raise error(f"must be {bound}", file=file, where=where, value=value)
+        raise error(f"must be one of {known}", file=file, where=where, value=shown)
+    if isinstance(value, float) and not math.isfinite(value):
+        raise error("must be a finite number", file=file, where=where, value=shown)
+    if not within(f.metadata, value):
+        raise error(f"must be {bounds_text(f.metadata)}", file=file, where=where, value=shown)
 
 
-def _num(x: float) -> str:
+def within(meta: Mapping[str, Any], value: float) -> bool:
+    """`value` inside the field's bounds (`low <= value`, `value < below`, ...)."""
+    low, high, above, below = (meta.get(k) for k in ("low", "high", "above", "below"))
+    return (
+        (low is None or low <= value)
+        and (high is None or value <= high)
+        and (above is None or above < value)
+        and (below is None or value < below)
+    )
+
+
+def bounds_text(meta: Mapping[str, Any]) -> str:
+    """The bounds as an error says them: `> 0`, `>= 1`, `in [0, 1)`; "" without bounds."""
+    low, high, above, below = (meta.get(k) for k in ("low", "high", "above", "below"))
+    lo, hi = (low, "[") if low is not None else (above, "(")
+    up, close = (high, "]") if high is not None else (below, ")")
+    if lo is not None and up is not None:
+        return f"in {hi}{number_text(lo)}, {number_text(up)}{close}"
+    if lo is not None:
+        return f"{'>=' if hi == '[' else '>'} {number_text(lo)}"
+    if up is not None:
+        return f"{'<=' if close == ']' else '<'} {number_text(up)}"
+    return ""
+
+
+def number_text(x: float) -> str:
     """1000000, not 1e+06; 0.5 as 0.5."""
     return str(int(x)) if float(x).is_integer() else f"{x:g}"
 
@@ -190,7 +234,7 @@ def _as_str(value: Any) -> str:
     return value
 
 
-_CONVERT = {
+_CONVERT: dict[str, Callable[[Any], Any]] = {
     "list": _as_list,
     "ints": _as_ints,
     "floats": _as_floats,
@@ -230,9 +274,13 @@ def from_mapping(
     for key, value in data.items():
         where = f"{prefix}{key}"
         if key not in fields:
-            raise error(
-                f"unknown key{did_you_mean(str(key), fields, command)}", file=file, where=where
+            # a key written as its option (`lr`, `max-rows`) is a near miss of its field
+            as_flag = {flag_name(f).removeprefix("--"): n for n, f in fields.items()}
+            meant = as_flag.get(str(key).replace("_", "-"))
+            hint = (
+                f" (did you mean {meant!r}?)" if meant else did_you_mean(str(key), fields, command)
             )
+            raise error(f"unknown key{hint}", file=file, where=where)
         out[key] = coerce(fields[key], value, file=file, where=where, error=error)
     return out
 

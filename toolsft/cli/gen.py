@@ -7,11 +7,11 @@ from typing import Any
 
 import click
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
 from toolsft.cli.options import dataclass_options, given, labels
 from toolsft.cli.params import SUITE, SUITE_HELP
+from toolsft.cli.progress import StepBar
 from toolsft.gen.pipeline import GenConfig
 
 
@@ -74,17 +74,9 @@ def gen(
     # The writer refuses a non-empty --out before any work, builds the dataset beside it and
     # swaps it in only once manifest.json is written: a killed run leaves --out as it was.
     with DatasetWriter(out, fmt, overwrite) as writer:
-        with Progress(
-            TextColumn("[bold]gen[/] {task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeRemainingColumn(),
-            console=console,
-            transient=True,
-        ) as bar:
-            task = bar.add_task(suite.name, total=total)
+        with StepBar(console, f"gen {suite.name}", total=total, unit="rows", transient=True) as bar:
             result = generate(
-                suite, cfg, progress=lambda n: bar.advance(task, n), on_split=writer.add
+                suite, cfg, progress=lambda n: bar.update(advance=n), on_split=writer.add
             )
         manifest = writer.commit(result.manifest(suite, cfg))
     console.print(summary_table(manifest))

@@ -14,7 +14,7 @@ from typing import Any
 import click
 
 from toolsft.errors import ToolsftError
-from toolsft.options import SEQUENCES, coerce, fields_of, flag_name, kind
+from toolsft.options import SEQUENCES, coerce, fields_of, flag_name, kind, number_text
 
 
 def _default_text(f: dataclasses.Field[Any]) -> str:
@@ -25,7 +25,7 @@ def _default_text(f: dataclasses.Field[Any]) -> str:
     else:
         return ""
     if d is None:
-        return "auto"
+        return str(f.metadata.get("unset") or "auto")
     if isinstance(d, bool):
         return "on" if d else "off"
     if isinstance(d, list | tuple):
@@ -33,31 +33,47 @@ def _default_text(f: dataclasses.Field[Any]) -> str:
     return f"{d:g}" if isinstance(d, float) else str(d)
 
 
+def _range_text(meta: Mapping[str, Any]) -> str:
+    """The bounds as click writes a range: `x>0`, `0<=x<1`, `x<=9`."""
+    low, high, above, below = (meta.get(k) for k in ("low", "high", "above", "below"))
+    lower = ("<=", low) if low is not None else ("<", above) if above is not None else None
+    upper = ("<=", high) if high is not None else ("<", below) if below is not None else None
+    if lower and upper:
+        return f"{number_text(lower[1])}{lower[0]}x{upper[0]}{number_text(upper[1])}"
+    if lower:
+        return f"x{lower[0].replace('<', '>')}{number_text(lower[1])}"
+    if upper:
+        return f"x{upper[0]}{number_text(upper[1])}"
+    return ""
+
+
 def _click_option(f: dataclasses.Field[Any]) -> Callable[[Any], Any]:
+    """The field's option. Click parses the type only: bounds and choices are checked by
+    `given` (`toolsft.options.coerce`), so a bad value reads the same from a file or the
+    command line."""
     name = flag_name(f)
     text = f.metadata.get("help", "")
     k = kind(f)
     choices = f.metadata.get("choices")
-    if choices and k in SEQUENCES:  # click checks one choice; `given` checks each item
+    listed = "[" + "|".join(map(str, choices or ())) + "]"
+    if choices and k in SEQUENCES:
         text = f"{text} Comma-separated, any of: {', '.join(map(str, choices))}."
-    default = _default_text(f)
-    help_text = f"{text} [{default}]" if default else text
+    elif choices and len(listed) > 30:  # too long for the option's column
+        text = f"{text} One of: {', '.join(map(str, choices))}."
+    notes = "; ".join(n for n in (_default_text(f), _range_text(f.metadata)) if n)
+    help_text = f"{text} [{notes}]" if notes else text
     if k == "bool":
         # a field renamed to its negative form (`cli="--no-prefix-grad"`) gets the same pair
         positive = "--" + name.removeprefix("--").removeprefix("no-")
         negative = "--no-" + positive[2:]
         return click.option(f"{positive}/{negative}", f.name, default=None, help=help_text)
-    ptype: Any
-    if choices and k == "str":
-        ptype = click.Choice([str(c) for c in choices])
-    elif k in ("int", "float"):
-        low, high = f.metadata.get("low"), f.metadata.get("high")
-        rng = click.IntRange if k == "int" else click.FloatRange
-        base = int if k == "int" else float
-        ptype = rng(low, high) if low is not None or high is not None else base
+    ptype = {"int": int, "float": float}.get(k, str)
+    if k in SEQUENCES:
+        metavar = "A,B,..."
+    elif choices:
+        metavar = listed if len(listed) <= 30 else "NAME"
     else:
-        ptype = str
-    metavar = "A,B,..." if k in SEQUENCES else None
+        metavar = None
     return click.option(name, f.name, type=ptype, default=None, metavar=metavar, help=help_text)
 
 
@@ -85,7 +101,7 @@ def given(
     cls: type, opts: Mapping[str, Any], error: type[ToolsftError] = ToolsftError
 ) -> dict[str, Any]:
     """The fields the command line set (not None), converted to the field's type and checked
-    against its bounds: a list's items, and a NaN that click's float ranges let through."""
+    against its bounds and choices (each item of a list)."""
     fields = fields_of(cls)
     out = {}
     for name, value in opts.items():

@@ -27,7 +27,6 @@ from toolsft.train.curriculum import (
 from toolsft.train.data import (
     Encoded,
     Row,
-    answers_only,
     cap,
     encode,
     file_sha256,
@@ -60,12 +59,9 @@ class Prepared:
     train_packs: Packs | None = None
     val_packs: Packs | None = None
     """Shared-prefix packs of `train` / `val` when `share_prefix` is on."""
-    train_loss: Encoded | None = None
-    """`train` with the loss mask it trains on, where that differs (`answer_loss_only`); the
-    checks read `train`, whose mask covers every assistant turn."""
 
     def datasets(self) -> tuple[Any, Any]:
-        train = self.train_packs or self.train_loss or self.train
+        train = self.train_packs or self.train
         val = self.val_packs or self.val
         return train.to_dataset(), val.to_dataset() if self.val.rows else None
 
@@ -221,10 +217,7 @@ def prepare_data(
     weight = cfg.decision_weight
     train = encode(tokenizer, mixed, template, cfg.max_length, cfg.max_drop_share, weight)
     val = encode(tokenizer, val_rows, template, cfg.max_length, cfg.max_drop_share, weight)
-    loss = answers_only(train, plan.stage) if cfg.answer_loss_only else None
-    if loss is not None:
-        val = answers_only(val, plan.stage)
-    packs = pack_stage(loss or train, val, cfg.max_length) if cfg.share_prefix else (None, None)
+    packs = pack_stage(train, val, cfg.max_length) if cfg.share_prefix else (None, None)
     record = {
         "dir": str(data),
         **manifest_hash(data),
@@ -244,7 +237,7 @@ def prepare_data(
         len(val.rows),
         train.tokens,
     )
-    return Prepared(train, val, record, *packs, train_loss=loss)
+    return Prepared(train, val, record, *packs)
 
 
 def _by_stage(rows: Sequence[Row]) -> dict[str, int]:
