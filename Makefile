@@ -27,6 +27,7 @@ test-all: $(STAMP)
 lint: $(STAMP)
 	$(VENV)/bin/ruff check toolsft tests benchmarks
 	$(VENV)/bin/ruff format --check toolsft tests benchmarks
+	$(VENV)/bin/mypy
 
 format: $(STAMP)
 	$(VENV)/bin/ruff check --fix toolsft tests benchmarks

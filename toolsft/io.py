@@ -137,7 +137,7 @@ def clear_dead_partials(target: Path) -> list[Path]:
     """Remove the partial folders of `target` whose process is gone (killed runs); returns them.
     A live process's folder is kept: two runs may build the same target at once."""
     prefix = f".{target.name}{_PARTIAL}"
-    removed = []
+    removed: list[Path] = []
     if not target.parent.is_dir():
         return removed
     for path in target.parent.iterdir():

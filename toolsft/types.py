@@ -26,7 +26,8 @@ def _encoder(sort_keys: bool) -> Callable[[Any], str]:
     the bytes never change; another Python's C encoder falls back to the plain one."""
     slow = json.JSONEncoder(ensure_ascii=False, sort_keys=sort_keys)
     try:
-        from json.encoder import c_make_encoder, encode_basestring
+        # The C accelerator is a private name typeshed does not declare.
+        from json.encoder import c_make_encoder, encode_basestring  # type: ignore[attr-defined]
 
         enc = c_make_encoder(
             None, slow.default, encode_basestring, None, ": ", ", ", sort_keys, False, True

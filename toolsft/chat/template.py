@@ -165,7 +165,7 @@ def render_messages(
         # HF registers `{% generation %}` itself; plain jinja2 needs a no-op version.
         tags = {"generation"}
 
-        def parse(self, parser):  # type: ignore[no-untyped-def]
+        def parse(self, parser: jinja2.parser.Parser) -> jinja2.nodes.Node:
             lineno = next(parser.stream).lineno
             body = parser.parse_statements(("name:endgeneration",), drop_needle=True)
             return jinja2.nodes.Scope(body, lineno=lineno)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 from rich.console import Console
@@ -13,6 +13,10 @@ from rich.table import Table
 
 from toolsft.cli.params import SUITE, SUITE_HELP
 from toolsft.cli.progress import StepBar
+
+if TYPE_CHECKING:
+    from toolsft.demo.plan import Plan, Step
+    from toolsft.demo.run import StepResult
 
 HEADLINE = (
     ("task_completion", "task completion"),
@@ -148,13 +152,13 @@ def demo(
     t0 = time.perf_counter()
     with StepBar(console, "starting", total=total, unit=None, width=28) as bar:  # est. seconds
 
-        def start(step, eta_s):  # type: ignore[no-untyped-def]
+        def start(step: Step, eta_s: float) -> None:
             bar.update(label=step.name, total=bar.completed + eta_s)
             if "--max-time" in step.argv:
                 secs = step.argv[step.argv.index("--max-time") + 1]
                 bar.print(f"[dim]{step.name}: {secs} s of training in the time budget[/]")
 
-        def end(res):  # type: ignore[no-untyped-def]
+        def end(res: StepResult) -> None:
             bar.update(advance=res.seconds)
             mark = "[green]ok[/]" if res.returncode == 0 else "[red]failed[/]"
             bar.print(
@@ -218,7 +222,7 @@ def _last_error(log: Path) -> str:
     return lines[-1].removeprefix("Error: ") if lines else "see the log"
 
 
-def gain_verdict(plan) -> str:  # type: ignore[no-untyped-def]
+def gain_verdict(plan: Plan) -> str:
     """Whether the final model's 95% interval for task completion lies wholly above the base
     model's: a gain that noise does not explain."""
     figs = {}
@@ -239,7 +243,7 @@ def gain_verdict(plan) -> str:  # type: ignore[no-untyped-def]
     )
 
 
-def _print_results(console: Console, plan, totals: str = "") -> None:  # type: ignore[no-untyped-def]
+def _print_results(console: Console, plan: Plan, totals: str = "") -> None:
     """The headline table, then (after a complete run) the totals, then where to look."""
     console.print(headline_table(plan))
     if totals:
@@ -249,7 +253,7 @@ def _print_results(console: Console, plan, totals: str = "") -> None:  # type: i
     )
 
 
-def _steps_trained(plan) -> str:  # type: ignore[no-untyped-def]
+def _steps_trained(plan: Plan) -> str:
     """Steps each stage ran (under a time budget they depend on the machine), from its
     metrics.json."""
     steps = []
@@ -285,7 +289,7 @@ def _has_gpu() -> bool:
     return subprocess.run(["nvidia-smi", "-L"], capture_output=True).returncode == 0
 
 
-def _budget_table(plan) -> Table:  # type: ignore[no-untyped-def]
+def _budget_table(plan: Plan) -> Table:
     table = Table(title=f"toolsft demo: budget {plan.budget.name}", show_header=False)
     for k, v in plan.budget.describe():
         table.add_row(k, v)
@@ -298,7 +302,7 @@ def _budget_table(plan) -> Table:  # type: ignore[no-untyped-def]
     return table
 
 
-def headline_table(plan) -> Table:  # type: ignore[no-untyped-def]
+def headline_table(plan: Plan) -> Table:
     """Base vs each stage on the held-out test split, from the runs' results.json."""
     evals = plan.evals
     table = Table(title="held-out test split (unseen templates and values)")

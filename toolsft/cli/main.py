@@ -198,7 +198,8 @@ def _one_line(exc: click.ClickException, ctx: click.Context) -> click.ClickExcep
         sub = exc.ctx.command_path if exc.ctx is not None else ctx.command_path
         return UserError(f"{exc.format_message()} (see `{sub} --help`)")
     if exc.exit_code in (0, 2, 3, 130):
-        exc.message = _flat(exc.message)
+        # click types `message` Final, but set in place it keeps exc's class and exit code.
+        exc.message = _flat(exc.message)  # type: ignore[misc]
         return exc
     return UserError(exc.format_message())
 

@@ -111,7 +111,7 @@ def build_plan(
         *("--seed", str(seed), "--overwrite"),
     )
     evals = [EvalJob("base", b.model, reports / "base")]
-    eval_common = (
+    eval_common: tuple[str, ...] = (
         "eval",
         *("--suite", str(suite), "--data", str(data), "--split", "test"),
         *("--limit", str(b.eval.rows), "--seed", str(seed), "--engine", b.eval.engine),

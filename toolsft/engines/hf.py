@@ -46,7 +46,9 @@ class HFEngine:
         )
         torch_dtype = _dtype(dtype, self.device)
         self._load_renderer()
-        self.model = AutoModelForCausalLM.from_pretrained(self.model_path, dtype=torch_dtype)
+        # Any: the base or its merged peft model, None once closed; transformers types `to`
+        # and `generate` through decorators mypy cannot follow.
+        self.model: Any = AutoModelForCausalLM.from_pretrained(self.model_path, dtype=torch_dtype)
         if self.adapter:
             self.model = _merge_adapter(self.model, self.adapter)
         self.model.to(self.device).eval()

@@ -238,7 +238,7 @@ def _generation(out: Any) -> Generation:
     comp = out.outputs[0]
     m = getattr(out, "metrics", None)
     ttft = latency = None
-    if m is not None and getattr(m, "first_token_ts", 0):
+    if m is not None and getattr(m, "first_token_ts", None):
         ttft = float(m.first_token_latency)
         latency = ttft + max(0.0, float(m.last_token_ts) - float(m.first_token_ts))
     return Generation(

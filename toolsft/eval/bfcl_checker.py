@@ -310,8 +310,8 @@ def _type_check(
     value: Any,
     acceptable: list[Any],
     type_name: str,
-    expected: type,
-    nested: type | None,
+    expected: type[Any],
+    nested: type[Any] | None,
 ) -> tuple[Verdict, bool]:
     """BFCL's `type_checker`: returns (verdict, is_variable).
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 import re
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Generator, Mapping, Sequence
 from contextlib import closing
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -111,7 +111,8 @@ def run_episodes(
         for s in range(samples)
     ]
     tools = {id(ex): [t.to_openai() for t in ex.tools] for ex in examples}
-    active, stats, turn = list(episodes), [], 0
+    active, turn = list(episodes), 0
+    stats: list[BatchStat] = []
     while active:
         requests = [
             Request(ep.messages, tools[id(ep.example)], request_key(ep.row_id, ep.sample, turn))
@@ -157,7 +158,7 @@ def _check_deadline(deadline: float | None, resumed: int, made: int) -> None:
 
 def _generate(
     engine: Engine, requests: Sequence[Request], decoding: Decoding
-) -> Iterator[tuple[int, Any]]:
+) -> Generator[tuple[int, Generation], None, None]:
     """(index, generation) pairs, each as soon as the engine has it.
 
     Engines that finish requests one by one (an HTTP server) offer `generate_each`, so a kill

@@ -45,7 +45,9 @@ def bleu_from_stats(stats: Any) -> float:
         return 0.0
     correct = s[2 : 2 + BLEU_ORDER]
     total = s[2 + BLEU_ORDER :]
-    score = BLEU.compute_bleu(correct, total, int(s[0]), int(s[1]), smooth_method="exp")
+    # sacrebleu annotates the counts as int; summed (resampled) counts arrive here as floats,
+    # which its arithmetic treats the same.
+    score = BLEU.compute_bleu(correct, total, int(s[0]), int(s[1]), smooth_method="exp")  # type: ignore[arg-type]
     return float(score.score) / 100.0
 
 

@@ -120,7 +120,9 @@ def _wrap(value: Any, schema: Mapping[str, Any]) -> list[Any]:
     """`[value]`, except where BFCL's checker compares dicts key by key (dict params and
     arrays of dicts): there each key's value is itself a list of acceptable values."""
     bfcl = schema_to_bfcl(schema)
-    items = bfcl.get("items") if isinstance(bfcl.get("items"), Mapping) else {}
+    items = bfcl.get("items")
+    if not isinstance(items, Mapping):
+        items = {}
     if bfcl["type"] == "dict" and isinstance(value, Mapping):
         return [_dict_answer(value, schema)]
     if (

@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import random
 from bisect import bisect
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from typing import Any
@@ -76,8 +76,8 @@ def _system_text(base: str, today: dt.date, lang: str) -> str:
 
 
 def _user_text(
-    u_text: str, ctx: Context, cfg: StageConfig, augs: list[str], us: list[Utterance] = ()
-) -> str:  # type: ignore[assignment]
+    u_text: str, ctx: Context, cfg: StageConfig, augs: list[str], us: Sequence[Utterance] = ()
+) -> str:
     # A generator: the surfaces are only read when an English typo is actually made.
     protect = (s for u in us for s in u.draw.surfaces.values())
     text = maybe_typo(u_text, ctx, cfg.noise, augs, protect)

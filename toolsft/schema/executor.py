@@ -84,7 +84,9 @@ def _seed(key: str) -> int:
 def _draws_error(spec: Mapping[str, Any], seed: int) -> bool:
     # The error draw comes first and from its own stream so adding fields never flips it.
     err = spec.get("error")
-    return bool(err) and random.Random(seed ^ 0x5EED).random() < float(err.get("rate", 0))
+    if not err:
+        return False
+    return random.Random(seed ^ 0x5EED).random() < float(err.get("rate", 0))
 
 
 def evaluate_fields(mock: Mapping[str, Any], args: dict[str, Any], rng: random.Random) -> dict:
@@ -148,7 +150,8 @@ def code_parts(pattern: str) -> tuple[tuple[str, int], ...]:
 
 
 def _expand_class(cls: str) -> str:
-    chars, i = [], 0
+    chars: list[str] = []
+    i = 0
     while i < len(cls):
         if i + 2 < len(cls) and cls[i + 1] == "-":
             chars.extend(chr(c) for c in range(ord(cls[i]), ord(cls[i + 2]) + 1))

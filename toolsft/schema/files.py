@@ -37,7 +37,7 @@ class _BigInt(str):
     """An integer literal too long to convert: reported with its JSON path by `check_plain`."""
 
 
-class _Loader(_BaseLoader):  # type: ignore[misc, valid-type]
+class _Loader(_BaseLoader):
     """Safe YAML with JSON's data model: dates stay text; duplicate keys are an error."""
 
     def construct_yaml_int(self, node: yaml.ScalarNode) -> Any:
@@ -221,11 +221,12 @@ def scan_yaml(file: Path, text: str) -> None:
 
     The size of every anchored node is counted with its own aliases expanded, so the values
     aliases add are known exactly without expanding them."""
-    sizes: dict[str, int] = {}
+    sizes: dict[str | None, int] = {}  # an alias's anchor is typed optional, never None
     stack: list[list[Any]] = []  # [anchor, expanded size] per open collection
     added = 0
     for event in yaml.parse(text, Loader=_BaseLoader):
-        line = f"line {event.start_mark.line + 1}"
+        mark = event.start_mark  # typed optional; the parser marks every event
+        line = f"line {mark.line + 1}" if mark is not None else "$"
         if isinstance(event, yaml.CollectionStartEvent):
             stack.append([event.anchor, 1])
             if len(stack) > MAX_DEPTH:

@@ -75,6 +75,8 @@ def pair(file: Path, where: str, value: Any, kind: str = "number") -> tuple[Any,
     """`[lo, hi]` with lo <= hi: numbers, integers or ISO dates."""
     if not isinstance(value, list) or len(value) != 2:
         raise SuiteError(file, where, f"must be [lo, hi] ({kind}s)", value)
+    lo: Any  # dates or numbers, compared below
+    hi: Any
     if kind == "date":
         lo, hi = (iso_date(file, f"{where}[{i}]", v) for i, v in enumerate(value))
     elif kind == "integer":

@@ -175,6 +175,9 @@ def _warn_lora_drift(parent: Any, cfg: TrainConfig, where: Path) -> None:
 def sft_config(cfg: TrainConfig, device: Device, output_dir: Path, has_val: bool) -> Any:
     from trl import SFTConfig
 
+    # resolve_auto() has filled every None these read.
+    assert cfg.batch_size is not None and cfg.grad_accum is not None
+    assert cfg.max_val_rows is not None and cfg.logging_steps is not None
     evaluate = has_val and cfg.max_val_rows > 0
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FutureWarning)  # use_liger_kernel deprecation notice

@@ -121,6 +121,7 @@ def trainable_params(shape: Shape, cfg: TrainConfig) -> int:
 
 def estimate(shape: Shape, cfg: TrainConfig, gpu: bool) -> Estimate:
     """Peak memory of one training stage of `cfg` (resolved: no None left) on `shape`."""
+    assert cfg.batch_size is not None, "resolve_auto() fills batch_size"
     frozen_bytes = 2 if cfg.bf16 and cfg.method != "full" else 4
     if cfg.method == "qlora":
         frozen_bytes = 1  # 4-bit weights, with the embeddings and norms left in bf16
@@ -155,6 +156,7 @@ def materializes_scores(cfg: TrainConfig, gpu: bool) -> bool:
     if cfg.attn_implementation == "eager":
         return True
     sdpa = cfg.attn_implementation == "sdpa"
+    assert cfg.batch_size is not None, "resolve_auto() fills batch_size"
     return sdpa and not gpu and (cfg.share_prefix or cfg.batch_size > 1)
 
 
