@@ -86,7 +86,7 @@ def train(
     from toolsft.train.config import load_config
     from toolsft.train.data import check_dataset
 
-    stages = (1, 2, 3) if all_stages else (stage,)
+    stages: tuple[int, ...] = (1, 2, 3) if all_stages or stage is None else (stage,)
     # The options first (instant), then, before any model loads, the manifest's hashes and
     # every row these stages train on.
     overrides = given(TrainConfig, opts, ConfigError)

@@ -276,7 +276,7 @@ def _make_trainer(
     dist.avoid_data_parallel(args)
     parent = weights_dir(plan.parent_dir) if plan.parent_dir else None
     full_parent = cfg.method == "full" and parent is not None
-    model = load_base(parent if full_parent else base_path, cfg, device)
+    model = load_base(parent if parent is not None and full_parent else base_path, cfg, device)
     set_seed(cfg.seed)  # the new adapter's initial weights: the same in every run and rank
     model = attach_adapter(model, cfg, None if full_parent else parent)
     progress_cb = ProgressCallback(plan.stage, progress, max_time=cfg.max_time)
