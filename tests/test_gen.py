@@ -16,8 +16,9 @@ from toolsft import __version__
 from toolsft.chat.parse import parse_assistant
 from toolsft.chat.template import render_messages
 from toolsft.cli.main import cli
+from toolsft.eval.data import read_rows
 from toolsft.gen.pipeline import GenConfig, generate
-from toolsft.gen.writer import read_rows, write_dataset
+from toolsft.gen.writer import write_dataset
 from toolsft.io import verify_dataset
 from toolsft.schema.suite import load_suite
 from toolsft.schema.validate import call_errors

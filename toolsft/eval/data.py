@@ -83,22 +83,20 @@ def load_eval_data(
 
 
 def read_rows(file: Path) -> list[Example]:
+    """A split's rows as Examples; a row without an id gets `<stage folder>-<line>`."""
+    from toolsft.rows import iter_jsonl
+
     out: list[Example] = []
-    with open(file, "rb") as fh:
-        for n, raw in enumerate(fh, 1):
-            if not raw.strip():
-                continue
-            try:
-                ex = Example.from_row(json.loads(raw.decode("utf-8")))
-            except UnicodeDecodeError as exc:
-                raise DataError(f"{file}:{n}: not UTF-8 text") from exc
-            except (ValueError, KeyError, TypeError, AttributeError, RecursionError) as exc:
-                raise DataError(
-                    f"{file}:{n}: not a toolsft row ({exc.__class__.__name__}: {exc})"
-                ) from exc
-            if "id" not in ex.meta:
-                ex = Example(ex.messages, ex.tools, {**ex.meta, "id": f"{file.parent.name}-{n}"})
-            out.append(ex)
+    for n, obj in iter_jsonl(file):
+        try:
+            ex = Example.from_row(obj)
+        except (ValueError, KeyError, TypeError, AttributeError, RecursionError) as exc:
+            raise DataError(
+                f"not a toolsft row ({exc.__class__.__name__}: {exc})", file=file, where=n
+            ) from exc
+        if "id" not in ex.meta:
+            ex = Example(ex.messages, ex.tools, {**ex.meta, "id": f"{file.parent.name}-{n}"})
+        out.append(ex)
     return out
 
 

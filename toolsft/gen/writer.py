@@ -223,17 +223,3 @@ def write_sharegpt(out: Path, rows: Mapping[tuple[int, str], list[Example]]) -> 
         }
     atomic_write(out / "sharegpt" / "dataset_info.json", json.dumps(info, indent=2) + "\n")
     return files
-
-
-def read_rows(path: Path) -> list[Example]:
-    """Read a JSONL split; errors name the file and line."""
-    out = []
-    with path.open(encoding="utf-8") as fh:
-        for n, line in enumerate(fh, 1):
-            if not line.strip():
-                continue
-            try:
-                out.append(Example.from_row(json.loads(line)))
-            except (json.JSONDecodeError, KeyError, TypeError, AttributeError) as exc:
-                raise DataError(f"not a toolsft row ({exc})", file=path, where=n) from exc
-    return out

@@ -21,7 +21,7 @@ from typing import Any
 import toolsft
 from toolsft.io import atomic_write, sha256_text
 from toolsft.train.config import TrainConfig
-from toolsft.train.curriculum import RUN_JSON, WEIGHT_FILES, StagePlan, read_run, weights_dir
+from toolsft.train.curriculum import RUN_JSON, StagePlan, read_run, weights_dir
 
 
 def share_files(folder: Path) -> None:
@@ -76,14 +76,11 @@ text_sha256 = sha256_text
 
 
 def weights_sha256(folder: Path) -> str:
-    """sha256 over a stage's weight files (adapter or full model), in name order."""
-    h = hashlib.sha256()
-    for name in WEIGHT_FILES:
-        path = folder / name
-        if path.is_file():
-            h.update(name.encode())
-            h.update(path.read_bytes())
-    return h.hexdigest()
+    """A stage's weights hash: the same function as a base model's and an eval's adapter
+    (`toolsft.models.weights_sha256`), so run.json and results.json name an adapter alike."""
+    from toolsft.models import weights_sha256 as model_weights_sha256
+
+    return model_weights_sha256(folder)
 
 
 def versions() -> dict[str, str]:

@@ -17,12 +17,6 @@ from toolsft.types import STAGES
 
 RUN_JSON = "run.json"
 CHECKPOINTS = "checkpoints"
-WEIGHT_FILES = (
-    "adapter_config.json",
-    "adapter_model.safetensors",
-    "config.json",
-    "model.safetensors",
-)
 
 
 class CurriculumError(ToolsftError, RuntimeError):
