@@ -98,14 +98,18 @@ def demo(
     spent: float,
     dry_run: bool,
 ) -> None:
-    """gen -> eval the base model -> train stage 1..3, each exported merged -> eval every
-    stage, free and constrained -> HTML + Markdown report -> gate, on one shipped suite.
+    """The whole loop on the embedded default model, with the gain measured.
 
-    On CPU the demo has a time budget (20 minutes): the base model's evaluation sizes the
-    final one, and each training stage gets its share of what is left (`train --max-time`),
-    so the loop fits on slow and fast CPUs alike. The evaluations after training share one
-    engine (vLLM reloads the weights in place): on CPU an engine start costs more than
-    scoring 60 episodes.
+    gen -> eval the base model -> train stages 1, 2, 3 -> merge -> eval the final model, free
+    and constrained, on the same test episodes as the base -> HTML + Markdown report ->
+    significance of the gain -> gate against the budget's baseline. Per-stage scores belong
+    to `toolsft curve`.
+
+    On CPU the demo has a time budget (20 minutes, set-up included with `make demo`): the base
+    model's evaluation sizes the final one, and each training stage gets its share of what is
+    left (`train --max-time`), so the loop fits on slow and fast CPUs alike. It says before it
+    starts when the machine is too slow to train enough steps for a gain. Exit 0 when every
+    step ran (the gate's verdict is printed); --strict makes a regression exit 1.
 
     Every artifact lands under --runs and --reports; each step's log under <runs>/logs/.
     """
