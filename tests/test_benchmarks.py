@@ -60,3 +60,35 @@ def test_other_benchmarks_at_least_parse_their_options() -> None:
             text=True,
         )
         assert res.returncode == 0 and "usage" in res.stdout.lower(), (script, res.stderr[-500:])
+
+
+import pytest  # noqa: E402
+
+
+@pytest.mark.slow  # ~25 s: three processes, each loading torch, transformers and TRL
+def test_trl_compare_runs_both_trainers_on_the_same_data(tiny_home: Path) -> None:
+    res = subprocess.run(
+        [
+            sys.executable,
+            str(REPO / "benchmarks" / "trl_compare.py"),
+            *("--model", "tiny-random", "--home", str(tiny_home)),
+            *("--steps", "2", "--warmup", "1", "--rows", "16"),
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+    )
+    assert res.returncode == 0, res.stderr[-3000:]
+    lines = res.stdout.splitlines()
+    assert any(x.startswith("toolsft ") for x in lines) and any(x.startswith("trl ") for x in lines)
+    assert "same data: True" in res.stdout and "ratio toolsft / TRL" in res.stdout
+
+
+def test_trl_compare_parses_its_options() -> None:
+    res = subprocess.run(
+        [sys.executable, str(REPO / "benchmarks" / "trl_compare.py"), "--help"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+    )
+    assert res.returncode == 0 and "--trl" in res.stdout and "--peak-tflops" in res.stdout

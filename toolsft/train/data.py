@@ -14,14 +14,14 @@ from __future__ import annotations
 import json
 import logging
 import random
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from toolsft.io import MANIFEST, DataError, sha256_file, sha256_text, verify_dataset
 from toolsft.train.labels import check_labels, suite_tools
-from toolsft.train.weights import plain_weights, row_weights
+from toolsft.train.weights import plain_weights, row_weights, token_weights
 
 logger = logging.getLogger(__name__)
 
@@ -253,8 +253,9 @@ def encode(
     """
     out = Encoded()
     plain = []
-    for row in rows:
-        ids, mask = encode_row(tokenizer, row, template)
+    for row, (ids, mask, w) in zip(
+        rows, tokenize_rows(tokenizer, rows, template, decision_weight), strict=True
+    ):
         if len(ids) > max_length:
             out.dropped_too_long.append(f"{row.id} ({len(ids)} tokens)")
             continue
@@ -262,8 +263,6 @@ def encode(
         out.assistant_masks.append(mask)
         out.rows.append(row)
         if decision_weight != 1:
-            text = render_row(tokenizer, row, template)
-            w = row_weights(tokenizer, text, ids, mask, decision_weight)
             if w is None:
                 plain.append(row.id)
                 w = plain_weights(mask)
@@ -291,34 +290,6 @@ def encode(
     return out
 
 
-def answers_only(enc: Encoded, stage: int) -> Encoded:
-    """`enc` with the calls of stage `stage`'s own result rows taken out of the loss.
-
-    A row that answers from a tool result (it has a `tool` message) keeps the loss on the
-    assistant turns after the first result and loses it on the turns before (the call, and any
-    small talk). Rows of other stages (replay) and rows without a result keep every turn.
-    For a stage 3 that should teach answering and leave the calls to stages 1-2. It did not
-    stop the demo's stage 3 from forgetting (docs/experiments.md), so the demo leaves it off.
-    """
-    # Weights stay as they are: labels off the new mask are -100, so their weight is unused.
-    out = Encoded(dropped_too_long=list(enc.dropped_too_long), weights=list(enc.weights))
-    for row, ids, mask in zip(enc.rows, enc.input_ids, enc.assistant_masks, strict=True):
-        roles = [m["role"] for m in row.messages]
-        if row.stage == stage and "tool" in roles:
-            first_result = roles.index("tool")
-            turns = [i for i, r in enumerate(roles) if r == "assistant"]
-            spans = mask_spans(mask)
-            if len(spans) == len(turns):  # else leave it: check_masks names the mismatch
-                mask = list(mask)
-                for turn, (a, b) in zip(turns, spans, strict=True):
-                    if turn < first_result:
-                        mask[a:b] = [0] * (b - a)
-        out.rows.append(row)
-        out.input_ids.append(ids)
-        out.assistant_masks.append(mask)
-    return out
-
-
 def mask_spans(mask: Sequence[int]) -> list[tuple[int, int]]:
     """The [start, end) runs of 1s in an assistant mask: one per assistant turn."""
     spans, start = [], None
@@ -329,6 +300,77 @@ def mask_spans(mask: Sequence[int]) -> list[tuple[int, int]]:
             spans.append((start, i))
             start = None
     return spans
+
+
+TOKENIZE_BATCH = 512
+"""Rows rendered, then tokenized in one call: the tokenizer's Rust side spreads a batch over
+every core."""
+
+
+def tokenize_rows(
+    tokenizer: Any, rows: Sequence[Row], template: str, decision_weight: float = 1.0
+) -> Iterator[tuple[list[int], list[int], list[float] | None]]:
+    """Each row's ids, assistant mask and (`decision_weight` != 1) loss weights: what
+    `encode_row` and `row_weights` give (None: the row keeps the plain loss), with each row
+    rendered once and tokenized once, in batches, instead of rendered and tokenized twice."""
+    weighted = decision_weight != 1
+    if not getattr(tokenizer, "is_fast", False):  # no offsets: the reference path, row by row
+        for row in rows:
+            ids, mask = encode_row(tokenizer, row, template)
+            text = render_row(tokenizer, row, template) if weighted else ""
+            yield (
+                ids,
+                mask,
+                row_weights(tokenizer, text, ids, mask, decision_weight) if weighted else None,
+            )
+        return
+    for start in range(0, len(rows), TOKENIZE_BATCH):
+        rendered = [
+            render_with_spans(tokenizer, r, template) for r in rows[start : start + TOKENIZE_BATCH]
+        ]
+        batch = tokenizer(
+            [text for text, _ in rendered],
+            add_special_tokens=False,
+            return_offsets_mapping=weighted,
+        )
+        for i, (text, spans) in enumerate(rendered):
+            ids = list(batch["input_ids"][i])
+            mask = _assistant_mask(batch, i, len(ids), spans)
+            w = (
+                token_weights(batch["offset_mapping"][i], text, mask, decision_weight)
+                if weighted
+                else None
+            )
+            yield ids, mask, w
+
+
+def render_with_spans(tokenizer: Any, row: Row, template: str) -> tuple[str, list[tuple[int, int]]]:
+    """The row's text as `apply_chat_template` renders it, and the character spans of its
+    `{% generation %}` blocks (the assistant turns)."""
+    from transformers.utils.chat_template_utils import render_jinja_template
+
+    render: Any = render_jinja_template  # annotated as returning str; it returns the pair
+    tools = row.tools or None
+    texts, spans = render(
+        conversations=[row.messages],
+        tools=tools,
+        chat_template=tokenizer.get_chat_template(template, tools),
+        return_assistant_tokens_mask=True,
+        **tokenizer.special_tokens_map,
+    )
+    return texts[0], spans[0]
+
+
+def _assistant_mask(batch: Any, i: int, n: int, spans: Sequence[tuple[int, int]]) -> list[int]:
+    """Token mask of the character `spans`, computed as `apply_chat_template` computes it."""
+    mask = [0] * n
+    for a, b in spans:
+        first, last = batch.char_to_token(i, a), batch.char_to_token(i, b - 1)
+        if first is None:
+            break
+        stop = last + 1 if last else n
+        mask[first:stop] = [1] * (stop - first)
+    return mask
 
 
 def encode_row(tokenizer: Any, row: Row, template: str) -> tuple[list[int], list[int]]:

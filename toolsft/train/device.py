@@ -11,9 +11,11 @@ import importlib.util
 import logging
 import math
 from dataclasses import dataclass
+from pathlib import Path
 
 from toolsft.hardware import cpu_has_bf16
-from toolsft.train.config import ConfigError, TrainConfig
+from toolsft.train import distributed
+from toolsft.train.config import FIELDS, ConfigError, TrainConfig
 
 logger = logging.getLogger(__name__)
 
@@ -21,6 +23,8 @@ ROWS_PER_STEP = 16
 """Target rows per optimizer step when batch size and accumulation are auto."""
 CPU_TOKENS_PER_MICRO_BATCH = 2048
 GPU_TOKENS_PER_MICRO_BATCH = 16384
+DEFAULT_OPTIM = FIELDS["optim"].default
+"""`optim` left at its default is the device's choice (fused AdamW on CUDA)."""
 
 
 @dataclass(frozen=True)
@@ -50,15 +54,28 @@ def detect() -> Device:
     return Device("cpu", bf16_ok=cpu_has_bf16(), flash_attn=False, liger=False, name="cpu")
 
 
-def resolve_auto(cfg: TrainConfig, device: Device) -> TrainConfig:
-    """Fill every None with the device's choice; refuse options the device cannot run."""
+def resolve_auto(
+    cfg: TrainConfig,
+    device: Device,
+    model: Path | str | None = None,
+    free: int | None = None,
+    world: int | None = None,
+) -> TrainConfig:
+    """Fill every None with the device's choice; refuse options the device cannot run.
+
+    `model` (the base model's local folder) and `free` (bytes the device has free; read from
+    the device when None) let gradient checkpointing turn off where the stage fits without it.
+    `world` is the number of processes (from the launcher's environment when None): the
+    automatic accumulation keeps ~`ROWS_PER_STEP` rows per optimizer step across all of them.
+    """
     _refuse_method(cfg, device)
     _refuse_precision(cfg, device)
     if cfg.packing and not device.flash_attn:
         logger.warning("packing = true without FlashAttention: falls back to padded batches")
     tokens = GPU_TOKENS_PER_MICRO_BATCH if device.gpu else CPU_TOKENS_PER_MICRO_BATCH
     batch = cfg.batch_size or max(1, min(ROWS_PER_STEP, tokens // cfg.max_length))
-    accum = cfg.grad_accum or max(1, math.ceil(ROWS_PER_STEP / batch))
+    world = distributed.world_size() if world is None else max(1, world)
+    accum = cfg.grad_accum or max(1, math.ceil(ROWS_PER_STEP / (batch * world)))
     attn = cfg.attn_implementation or ("flash_attention_2" if device.flash_attn else "sdpa")
     if cfg.share_prefix and cfg.attn_implementation is None:
         attn = "sdpa"  # the only kernel that applies the packs' boolean 4-D mask
@@ -68,21 +85,18 @@ def resolve_auto(cfg: TrainConfig, device: Device) -> TrainConfig:
         else bool(cfg.packing and device.flash_attn)
     )
     _refuse_attention(cfg, attn, packing)
-    checkpointing = cfg.gradient_checkpointing
-    if checkpointing is None:  # off with a detached prefix, which needs the layers' cache
-        checkpointing = device.gpu and cfg.prefix_grad
-    elif checkpointing and not cfg.prefix_grad:
+    if cfg.gradient_checkpointing and not cfg.prefix_grad:
         raise ConfigError(
             "must be false with prefix_grad false (checkpointed layers drop the cache that "
             "hands the detached prefix to the rows)",
             where="gradient_checkpointing",
             value=cfg.gradient_checkpointing,
         )
-    return cfg.replace(
+    resolved = cfg.replace(
         batch_size=batch,
         grad_accum=accum,
         bf16=device.bf16_ok if cfg.bf16 is None else cfg.bf16,
-        gradient_checkpointing=checkpointing,
+        gradient_checkpointing=cfg.gradient_checkpointing,
         packing=packing,
         attn_implementation=attn,
         use_liger_kernel=(device.gpu and device.liger)
@@ -91,7 +105,45 @@ def resolve_auto(cfg: TrainConfig, device: Device) -> TrainConfig:
         max_val_rows=(64 if device.gpu else 16) if cfg.max_val_rows is None else cfg.max_val_rows,
         compact_lm_head=not device.gpu if cfg.compact_lm_head is None else cfg.compact_lm_head,
         logging_steps=cfg.logging_steps or (10 if device.gpu else 1),
+        # The default AdamW, fused into one kernel per step on CUDA (one launch for all tensors)
+        optim="adamw_torch_fused" if device.gpu and cfg.optim == DEFAULT_OPTIM else cfg.optim,
     )
+    if resolved.gradient_checkpointing is None:
+        resolved = resolved.replace(
+            gradient_checkpointing=_auto_checkpointing(resolved, device, model, free)
+        )
+    return resolved
+
+
+def _auto_checkpointing(
+    cfg: TrainConfig, device: Device, model: Path | str | None, free: int | None
+) -> bool:
+    """On only where the stage would not fit without it (the memory estimate,
+    `toolsft.train.memory`): recomputing every layer's forward in backward adds about a third
+    to a step's compute. Off on CPU, where 1-2 rows' activations fit, and with a detached
+    prefix, which needs the layers' cache."""
+    if not device.gpu or not cfg.prefix_grad:
+        return False
+    from toolsft.train import memory
+
+    shape = memory.read_shape(model) if model is not None else None
+    if shape is None:
+        return True  # unknown model: the safe side
+    if free is None:
+        try:
+            free = memory.free_bytes(device)
+        except (OSError, RuntimeError) as exc:
+            logger.info("gradient checkpointing on: free memory unknown (%s)", exc)
+            return True
+    need = memory.estimate(shape, cfg.replace(gradient_checkpointing=False), gpu=True).total
+    fits = need <= free
+    logger.info(
+        "gradient checkpointing %s: about %.1f GB without it, %.1f GB free",
+        "off" if fits else "on",
+        need / memory.GB,
+        free / memory.GB,
+    )
+    return not fits
 
 
 def _refuse_method(cfg: TrainConfig, device: Device) -> None:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from itertools import compress, count
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -127,12 +128,14 @@ def pack_stage(train: Encoded, val: Encoded, max_length: int) -> tuple[Packs, Pa
 def _prefix_limit(mask: Sequence[int]) -> int:
     """The longest prefix a row may share: it must stop before the token ahead of its first
     label, so the row's first label is predicted from inside its own suffix."""
-    first = next((k for k, m in enumerate(mask) if m), len(mask))
+    first = next(compress(count(), mask), len(mask))  # the first truthy position, in C
     return max(0, first - 1)
 
 
 def _common(a: Sequence[int], b: Sequence[int], limit: int) -> int:
     n = min(len(a), len(b), limit)
+    if a[:n] == b[:n]:  # the usual case (rows of one group), compared in C
+        return n
     k = 0
     while k < n and a[k] == b[k]:
         k += 1

@@ -112,8 +112,8 @@ def _train_stage(
 
     device = detect()
     dist.check_launch(device.gpu)
-    cfg = resolve_auto(cfg, device)
     base_path = resolve_model(cfg.model, home)
+    cfg = resolve_auto(cfg, device, model=base_path)  # the model sizes the memory choices
     from toolsft.train.memory import check_memory
 
     check_memory(cfg, device, base_path)  # refuses a stage that cannot fit, before loading

@@ -9,7 +9,7 @@ labelled: the same loss (sum over labelled tokens / tokens in the accumulated ba
 from __future__ import annotations
 
 import functools
-from typing import Any
+from typing import Any, cast
 
 import torch
 import torch.nn.functional as F
@@ -37,8 +37,10 @@ class ToolSFTTrainer(SFTTrainer):
         self.prefix_grad = prefix_grad
         self.time_budget = time_budget
         """A `TimeBudget` (`max_time`): the schedule then runs over its time, not the steps."""
-        base = self.model.get_base_model() if hasattr(self.model, "get_base_model") else self.model
-        add_compact_head(base)
+        self._pending_metrics: dict[str, list[torch.Tensor]] = {}
+        """Per-batch [correct, labelled, tokens] counts on the device, until the next log."""
+        model: Any = self.model
+        add_compact_head(model.get_base_model() if hasattr(model, "get_base_model") else model)
 
     def create_scheduler(self, num_training_steps: int, optimizer: Any = None) -> Any:
         if self.time_budget is None or self.lr_scheduler is not None:
@@ -65,10 +67,10 @@ class ToolSFTTrainer(SFTTrainer):
             real = segments != PAD_SEGMENT
         else:
             real = inputs.get("attention_mask")
-        mode = "train" if self.model.training else "eval"
+        mode = "train" if cast(Any, self.model).training else "eval"
         labels = inputs["labels"][:, 1:]
         mask = labels != -100
-        kwargs = {
+        kwargs: dict[str, Any] = {
             k: inputs[k] for k in ("input_ids", "attention_mask", "position_ids") if k in inputs
         }
         if packed and not self.prefix_grad:
@@ -104,16 +106,35 @@ class ToolSFTTrainer(SFTTrainer):
     def _record(
         self, mode: str, logits: torch.Tensor, target: torch.Tensor, real: torch.Tensor | None
     ) -> None:
-        """The metrics TRL logs (token accuracy, tokens seen) from the compact logits, summed
-        over ranks like TRL's; `real` marks the batch's non-padding positions."""
-        n = torch.tensor(target.numel(), device=logits.device)
-        tokens = real.sum() if real is not None else torch.zeros_like(n)
-        local = torch.stack([(logits.argmax(-1) == target).sum(), n, tokens]).long()[None]
-        correct, n, tokens = self.accelerator.gather_for_metrics(local).sum(0).tolist()
-        self._metrics[mode]["mean_token_accuracy"].append(correct / n if n else 0.0)
-        if mode == "train" and real is not None:
-            self._total_train_tokens += tokens
-        self._metrics[mode]["num_tokens"] = [self._total_train_tokens]
+        """The metrics TRL logs (token accuracy, tokens seen) from the compact logits, kept on
+        the device: `_flush_metrics` reads them when the trainer logs, so the step itself
+        never waits for the device. `real` marks the batch's non-padding positions."""
+        correct = (logits.argmax(-1) == target).sum()
+        n = torch.full_like(correct, target.numel())  # a fill, not a host-to-device copy
+        tokens = real.sum() if real is not None else torch.zeros_like(correct)
+        self._pending_metrics.setdefault(mode, []).append(torch.stack([correct, n, tokens]).long())
+
+    def _flush_metrics(self) -> None:
+        """Turn the recorded batches into TRL's metrics (one device sync for all of them):
+        accuracy per batch, summed over ranks, and the running count of training tokens."""
+        # Training first: an evaluation's num_tokens is the training count up to it.
+        for mode in sorted(self._pending_metrics, key=lambda m: m != "train"):
+            pending = self._pending_metrics[mode]
+            if not pending:
+                continue
+            local = torch.stack(pending)  # [batches, 3]
+            pending.clear()
+            # Every rank recorded the same number of batches: sum each batch over the ranks.
+            summed = self.accelerator.gather(local).view(-1, *local.shape).sum(0)
+            for correct, n, tokens in summed.tolist():
+                self._metrics[mode]["mean_token_accuracy"].append(correct / n if n else 0.0)
+                if mode == "train":
+                    self._total_train_tokens += tokens
+            self._metrics[mode]["num_tokens"] = [self._total_train_tokens]
+
+    def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
+        self._flush_metrics()
+        super().log(logs, start_time)
 
 
 def add_compact_head(model: Any) -> None:
@@ -139,7 +160,9 @@ def add_compact_head(model: Any) -> None:
             return original(*args, **kwargs)
         # Looked up on each call: PEFT and FSDP replace modules after the patch.
         backbone = getattr(model, model.base_model_prefix)
-        ids = {k: kwargs.get(k) for k in ("input_ids", "attention_mask", "position_ids")}
+        ids: dict[str, Any] = {
+            k: kwargs.get(k) for k in ("input_ids", "attention_mask", "position_ids")
+        }
         if toolsft_prefix_segments is not None:
             hidden = hidden_with_detached_prefix(backbone, toolsft_prefix_segments, **ids)
         else:
