@@ -55,3 +55,12 @@ def scripted_run(
         suite=suite, data=data, samples=samples, decoding=cfg.pop("decoding", Decoding()), **cfg
     )
     return evaluate(engine, config)
+
+
+def error_line(res: Any) -> str:
+    """The CLI's one-line user error from a CliRunner result (exit 2, no traceback)."""
+    assert res.exit_code == 2, res.output
+    assert "Traceback" not in res.output, res.output
+    lines = [line for line in res.output.splitlines() if line.startswith("Error: ")]
+    assert len(lines) == 1, res.output
+    return lines[0]

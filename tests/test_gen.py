@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 from conftest import REPO, SHIPPED_SUITES
+from helpers import error_line as _error_line
 
 from toolsft import __version__
 from toolsft.chat.parse import parse_assistant
@@ -236,15 +237,6 @@ def _snapshot(folder: Path) -> dict[str, bytes]:
     return {
         p.relative_to(folder).as_posix(): p.read_bytes() for p in folder.rglob("*") if p.is_file()
     }
-
-
-def _error_line(res: Any) -> str:
-    """The CLI's one-line user error; no traceback."""
-    assert res.exit_code == 2, res.output
-    assert "Traceback" not in res.output, res.output
-    lines = [line for line in res.output.splitlines() if line.startswith("Error: ")]
-    assert len(lines) == 1, res.output
-    return lines[0]
 
 
 def test_manifest_records_every_file_with_sha256_and_rows(generated) -> None:  # type: ignore[no-untyped-def]

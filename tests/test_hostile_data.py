@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 from helpers import DEFAULT_SUITE, make_dataset
+from helpers import error_line as _error_line
 
 from toolsft.cli.main import cli
 from toolsft.io import verify_dataset, write_manifest
@@ -58,15 +59,6 @@ def _train(data: Path, *extra: str) -> Any:
         "train", "--stage", "2", "--data", str(data), "--out", str(out),
         "--model", str(data.parent / "no-such-model"), *extra,
     )  # fmt: skip
-
-
-def _error_line(res: Any) -> str:
-    """The CLI's one-line user error (exit 2, no traceback)."""
-    assert res.exit_code == 2, res.output
-    assert "Traceback" not in res.output, res.output
-    lines = [line for line in res.output.splitlines() if line.startswith("Error: ")]
-    assert len(lines) == 1, res.output
-    return lines[0]
 
 
 def _refused_by_both(data: Path, *needles: str) -> None:

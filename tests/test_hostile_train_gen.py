@@ -22,6 +22,7 @@ import pytest
 from click.testing import CliRunner
 from fixtures_train import tiny_config
 from helpers import DEFAULT_SUITE, make_dataset
+from helpers import error_line as _error_line
 
 from toolsft.cli.main import cli
 from toolsft.io import verify_dataset
@@ -32,15 +33,6 @@ tiny_home = fixtures_train.tiny_home
 
 def _invoke(*args: str, env: dict[str, str] | None = None) -> Any:
     return CliRunner().invoke(cli, list(args), env=env)
-
-
-def _error_line(res: Any) -> str:
-    """The CLI's one-line user error (exit 2, no traceback)."""
-    assert res.exit_code == 2, res.output
-    assert "Traceback" not in res.output, res.output
-    lines = [line for line in res.output.splitlines() if line.startswith("Error: ")]
-    assert len(lines) == 1, res.output
-    return lines[0]
 
 
 def _snapshot(folder: Path) -> dict[str, bytes]:

@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 import yaml
 from click.testing import CliRunner
+from helpers import error_line as _error_line
 
 from toolsft.cli.main import cli
 from toolsft.cli.options import given, labels
@@ -22,15 +23,6 @@ from toolsft.train.config import TrainConfig, load_config
 
 COMMANDS = [("gen", GenConfig), ("train", TrainConfig)]
 """Each command whose options are a config dataclass's fields."""
-
-
-def _error_line(res: Any) -> str:
-    """The CLI's one-line user error (exit 2, no traceback)."""
-    assert res.exit_code == 2, res.output
-    assert "Traceback" not in res.output, res.output
-    lines = [line for line in res.output.splitlines() if line.startswith("Error: ")]
-    assert len(lines) == 1, res.output
-    return lines[0]
 
 
 def _gen(tmp_path: Path, *args: str) -> Any:
