@@ -13,6 +13,7 @@
 # a call of its own (see the top of scripts/gpu_check.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. scripts/pins.sh
 PIECE="${GPU_CARRY_PIECE:-40M}"
 PYVER="${GPU_CARRY_PYTHON_VERSION:-3.12}" # the GPU machine's python3
 BUNDLE_MIB="${GPU_CARRY_BUNDLE_MIB:-56}"
@@ -55,16 +56,10 @@ echo "gpu_carry: downloading the pins of $PINS into $DL"
 
 # Every pin must have exactly one wheel: two versions of one name stop the install there.
 shopt -s nocaseglob nullglob
-while read -r line; do
-  line="${line%%#*}"
-  line="${line//[[:space:]]/}"
-  [ -n "$line" ] || continue
-  name="${line%%==*}"
-  version="${line#*==}"
-  norm="${name//[-.]/_}"
-  found=("$DL/$norm-$version-"*.whl)
+while read -r name version line; do
+  found=("$DL/${name//[-.]/_}-$version-"*.whl)
   [ ${#found[@]} -eq 1 ] || die "$line: ${#found[@]} wheels downloaded, want 1"
-done <"$PINS"
+done < <(pins "$PINS")
 
 # Pieces first, then whole wheels, each into the first bundle with room: big items first
 # leave the small wheels to fill the gaps.

@@ -33,6 +33,7 @@
 #   PYTHON              interpreter (python3; smoke: .venv/bin/python if there)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. scripts/pins.sh
 REPO="$(pwd)"
 SMOKE="${GPU_CHECK_SMOKE:-0}"
 STEP="${GPU_CHECK_STEP:-all}"
@@ -117,15 +118,10 @@ find_pins() {
   WHEELS=()
   MISSING=()
   shopt -s nocaseglob nullglob
-  while read -r line; do
-    line="${line%%#*}"
-    line="${line//[[:space:]]/}"
-    [ -n "$line" ] || continue
-    name="${line%%==*}"
-    version="${line#*==}"
+  while read -r name version line; do
     local found=("$STASH/wheels/${name//[-.]/_}-$version-"*.whl)
     if [ ${#found[@]} -eq 1 ]; then WHEELS+=("${found[0]}"); else MISSING+=("$line"); fi
-  done <"$PINS"
+  done < <(pins "$PINS")
   shopt -u nocaseglob nullglob
 }
 
