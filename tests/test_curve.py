@@ -134,6 +134,37 @@ def test_a_rerun_scores_nothing_again(curve_run: Path, tiny_home: Path) -> None:
     assert before == after and len(after) == 3
 
 
+def test_score_data_scores_a_data_variant_on_the_first_runs_episodes(
+    curve_run: Path, tiny_home: Path
+) -> None:
+    """A variant trained on other rows (here: stage 3 with two-result answers) is scored on
+    the episodes of the run it is compared with, not on its own data's."""
+    runner, env = CliRunner(), {"TOOLSFT_HOME": str(tiny_home)}
+    suite = str(REPO / "tool_schemas/commerce")
+    gen = ["gen", "--suite", suite, "--out", str(curve_run / "data2"), "--per-stage", "60"]
+    gen += ["--seed", "0", "--group", "8", "--show-all", "--suite-order", "--two-call", "0.5"]
+    assert runner.invoke(cli, gen).exit_code == 0
+    args = ["curve", "--suite", suite, "--data", str(curve_run / "data2"), "--model"]
+    args += ["tiny-random", "--max-steps", "1", "--first-point", "1", "--episodes", "10"]
+    args += ["--per-kind", "1", "--stages", "1", "--engine", "gold"]
+    own = runner.invoke(cli, [*args, "--out", str(curve_run / "own")], env=env)
+    paired = runner.invoke(
+        cli,
+        [*args, "--out", str(curve_run / "paired"), "--score-data", str(curve_run / "data")],
+        env=env,
+    )
+    assert own.exit_code == 0 and paired.exit_code == 0, own.output + paired.output
+
+    def episodes(run: str) -> dict[str, Any]:
+        return json.loads((curve_run / run / "curve" / "episodes.json").read_text())
+
+    assert episodes("paired") == episodes("run")
+    assert episodes("own")["data_hash"] != episodes("run")["data_hash"]
+    doc = json.loads((curve_run / "paired" / "curve" / "curve.json").read_text())
+    assert doc["run"]["scored_on"] == str(curve_run / "data")
+    assert doc["run"]["data"] == str(curve_run / "data2")
+
+
 def test_hf_engine_swaps_adapters_and_restores_the_base(curve_run: Path, tiny_home: Path) -> None:
     import torch
 

@@ -18,6 +18,7 @@ from toolsft.chat.parse import parse_assistant
 from toolsft.chat.template import render_messages
 from toolsft.cli.main import cli
 from toolsft.eval.data import read_rows
+from toolsft.gen.answers import facts_of
 from toolsft.gen.pipeline import GenConfig, generate
 from toolsft.gen.writer import write_dataset
 from toolsft.io import verify_dataset
@@ -298,3 +299,34 @@ def test_gen_into_an_empty_folder_and_a_new_one(tmp_path: Path) -> None:
         res = _gen(out, per_stage=5)
         assert res.exit_code == 0, res.output
         assert verify_dataset(out)["files"]["stage1/train.jsonl"]["rows"] == 5
+
+
+def test_two_call_answers_carry_multi_and_parallel_rows_to_one_answer() -> None:
+    """`two_call`: stage-3 multi/parallel rows show both results and one answer stating every
+    fact of both, as the episodes of those kinds end; stages 1-2 stay byte-identical."""
+    suite = load_suite(REPO / "tool_schemas" / SHIPPED_SUITES[0])
+    plain = generate(suite, GenConfig(seed=5, per_stage=80))
+    mixed = generate(suite, GenConfig(seed=5, per_stage=80, two_call=0.5))
+    for key in [(s, sp) for s in (1, 2) for sp in SPLITS]:
+        assert [e.to_row() for e in plain.rows[key]] == [e.to_row() for e in mixed.rows[key]]
+    assert {e.meta["kind"] for e in plain.rows[(3, "train")]} <= {"result", "tool_error"}
+    two = [e for e in mixed.rows[(3, "train")] if e.meta["kind"] in ("multi", "parallel")]
+    assert {e.meta["kind"] for e in two} == {"multi", "parallel"}
+    assert 20 <= len(two) <= 60
+    for ex in two:
+        calls = ex.expected.calls
+        assert len(calls) == 2
+        if ex.meta["kind"] == "parallel":
+            assert calls[0].name == calls[1].name and calls[0] != calls[1]
+        else:
+            assert calls[0].name != calls[1].name
+        results = [json.loads(m["content"]) for m in ex.messages if m["role"] == "tool"]
+        assert results == [suite.executor.run(c) for c in calls]
+        answer = ex.messages[-1]["content"]
+        assert ex.messages[-1]["role"] == "assistant" and answer == ex.expected.answer
+        facts = [
+            f
+            for c, r in zip(calls, results, strict=True)
+            for f in facts_of(suite, c.name, r, ex.meta["lang"])
+        ]
+        assert list(ex.expected.facts) == facts and all(f in answer for f in facts), ex.meta["id"]

@@ -27,6 +27,12 @@ from toolsft.engines.registry import engine_names, engine_options
     "--data", required=True, type=click.Path(path_type=Path), help="A `toolsft gen` folder."
 )
 @click.option(
+    "--score-data",
+    type=click.Path(path_type=Path),
+    help="Score on this `toolsft gen` folder's --split instead of --data's: a data variant "
+    "trained on its own rows is scored on the same episodes as the run it is compared with.",
+)
+@click.option(
     "--out",
     required=True,
     type=click.Path(path_type=Path),
@@ -117,6 +123,7 @@ def curve(**o: Any) -> None:
         engine_opts=_engine_opts(engine, o),
         constrained=o["constrained"],
         seed=o["seed"],
+        score_data=o["score_data"],
     )
     episodes = pick_episodes(cfg)
     console.print(

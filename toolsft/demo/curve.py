@@ -57,17 +57,25 @@ class CurveConfig:
     engine_opts: dict[str, Any] = field(default_factory=dict)
     constrained: bool = False
     seed: int = 0
+    score_data: Path | None = None
+    """Score on this `toolsft gen` folder's split instead of `data`'s: two data variants
+    trained on their own rows are then scored on the same episodes (a paired comparison)."""
 
     @property
     def folder(self) -> Path:
         return self.out / "curve"
+
+    @property
+    def scored(self) -> Path:
+        """The data folder the episodes come from."""
+        return self.score_data or self.data
 
 
 def pick_episodes(cfg: CurveConfig) -> dict[str, Any]:
     """The fixed episode set: read from `curve/episodes.json` when it exists (a rerun scores
     the same episodes), else picked with `cfg.seed` and written there."""
     suite = load_suite(cfg.suite)
-    data = load_eval_data(cfg.data, cfg.split, STAGES, None, cfg.seed, suite.hash)
+    data = load_eval_data(cfg.scored, cfg.split, STAGES, None, cfg.seed, suite.hash)
     file = cfg.folder / "episodes.json"
     if file.is_file():
         doc = json.loads(file.read_text(encoding="utf-8"))
@@ -181,7 +189,7 @@ def score_points(
             engine = server.serve(adapter)  # type: ignore[union-attr]
             ecfg = EvalConfig(
                 suite=cfg.suite,
-                data=cfg.data,
+                data=cfg.scored,
                 split=cfg.split,
                 seed=cfg.seed,
                 name=point.name,
@@ -209,7 +217,7 @@ def _server(cfg: CurveConfig, base_model: Path | str, episodes: Mapping[str, Any
     if cfg.engine == "gold":
         from toolsft.eval.episode_set import select
 
-        data = load_eval_data(cfg.data, cfg.split, STAGES, None, cfg.seed, None)
+        data = load_eval_data(cfg.scored, cfg.split, STAGES, None, cfg.seed, None)
         opts = {"examples": select(data.examples, episodes["ids"])}
     return AdapterServer(cfg.engine, base_model, cfg.folder / "scratch", **opts)
 
@@ -238,6 +246,7 @@ def write_curve(
     run = {
         "suite": {"name": suite.name, "hash": suite.hash},
         "data": str(cfg.data),
+        "scored_on": str(cfg.scored),
         "split": cfg.split,
         "engine": cfg.engine,
         "constrained": cfg.constrained,

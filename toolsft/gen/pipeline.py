@@ -73,6 +73,14 @@ class GenConfig:
     )
     paraphrase: float = option(0.25, "Share of requests in a paraphrase wrapper.", low=0, high=1)
     context: float = option(0.15, "Share of rows with earlier small talk.", low=0, high=1)
+    two_call: float = option(
+        0.0,
+        "Share of stage-3 rows that answer from two tool results: a two-tool or parallel "
+        "request, both calls, both results, one answer with every result's facts (how multi "
+        "and parallel episodes end). 0 keeps stage 3 to one result a row.",
+        low=0,
+        high=1,
+    )
     max_attempts: int = option(30, "Tries per row before it is given up.", low=1, high=1000)
     show_all: bool = option(
         False,
@@ -200,7 +208,7 @@ def generate(
     """Every stage and split of `cfg`. `on_split(stage, split, rows)` receives each split as
     soon as it is complete (the writer writes it then)."""
     result = GenResult()
-    scfg = StageConfig(cfg.max_tools, cfg.noise, cfg.paraphrase, cfg.context)
+    scfg = StageConfig(cfg.max_tools, cfg.noise, cfg.paraphrase, cfg.context, cfg.two_call)
     lo, hi = _date_range(suite)
     for stage in cfg.stages:
         for split, n in cfg.split_sizes().items():
@@ -251,7 +259,7 @@ def draft_row(
     else:
         order = names if cfg.suite_order else tuple(shared.sample(names, len(names)))
     ctx = Context(lang, split == "test", today, rng, scfg.noise, order, cfg.entity_swap)
-    return build(suite, stage, pick_suite_kind(suite, stage, rng), ctx, scfg)
+    return build(suite, stage, pick_suite_kind(suite, stage, rng, scfg.two_call), ctx, scfg)
 
 
 def _one_row(

@@ -56,10 +56,15 @@ class StageConfig:
     noise: float = 0.15
     paraphrase: float = 0.25
     context: float = 0.15
+    two_call: float = 0.0
+    """Share of stage-3 rows that answer from two results (a multi or parallel request)."""
 
 
 def build(suite: Suite, stage: int, kind: str, ctx: Context, cfg: StageConfig) -> Draft:
-    draft = _BUILDERS[kind](suite, ctx, cfg)
+    if stage == 3 and kind in _TWO_CALL:
+        draft = _answered(suite, ctx, _BUILDERS[kind](suite, ctx, cfg))
+    else:
+        draft = _BUILDERS[kind](suite, ctx, cfg)
     draft.stage, draft.kind = stage, kind
     return draft
 
@@ -313,6 +318,35 @@ def _answer_draft(
     return draft
 
 
+def _answered(suite: Suite, ctx: Context, draft: Draft) -> Draft:
+    """A multi or parallel call turn carried on to the answer: each call's result, then one
+    answer that says every result's facts, as a multi or parallel episode ends in evaluation.
+    Without these rows no stage ever shows an answer to two results."""
+    calls = draft.expected.calls
+    parts = []
+    for i, call in enumerate(calls):
+        result = suite.executor.run(call)
+        draft.messages.append(
+            {
+                "role": "tool",
+                "tool_call_id": f"call_{i}",
+                "name": call.name,
+                "content": dumps(result),
+            }
+        )
+        part = render_answer(suite, call.name, call.arguments, result, ctx.lang, ctx.rng)
+        if part is None:
+            raise Skip("no_answer_template")
+        parts.append(part)
+    joint = "另外，" if ctx.lang == "zh" else " Also, "
+    answer = parts[0] + "".join(
+        joint + (lower_first(p) if ctx.lang == "en" else p) for p in parts[1:]
+    )
+    draft.messages.append({"role": "assistant", "content": answer})
+    draft.expected = Expected(calls, draft.expected.facts, answer, False)
+    return draft
+
+
 def _join(suite: Suite, ctx: Context, a: str, b: str) -> str:
     default = {"zh": ["，另外"], "en": [", and also "]}
     conns = (suite.config.get("connectors") or default).get(ctx.lang) or default[ctx.lang]
@@ -322,13 +356,19 @@ def _join(suite: Suite, ctx: Context, a: str, b: str) -> str:
     return a + ctx.rng.choice(list(conns)) + b
 
 
-def pick_suite_kind(suite: Suite, stage: int, rng: random.Random) -> str:
+def pick_suite_kind(suite: Suite, stage: int, rng: random.Random, two_call: float = 0.0) -> str:
     """A kind drawn from the stage's mix (STAGE_KINDS), less the kinds this suite cannot
-    produce; the cumulative table is built once per suite."""
+    produce; the cumulative table is built once per suite. In stage 3, a `two_call` share of
+    rows are multi or parallel requests answered from both results (no draw when it is 0, so
+    data made without it stays byte-identical)."""
+    if stage == 3 and two_call > 0 and rng.random() < two_call:
+        return _TWO_CALL[0] if rng.random() < 0.5 else _TWO_CALL[1]
     kinds, cum = plan_for(suite).kinds[stage]
     # What `rng.choices(kinds, cum_weights=cum)` does, without rebuilding its arguments.
     return kinds[bisect(cum, rng.random() * cum[-1], 0, len(cum) - 1)]
 
+
+_TWO_CALL = ("multi", "parallel")
 
 _BUILDERS = {
     "select": _select,
