@@ -330,3 +330,20 @@ def test_two_call_answers_carry_multi_and_parallel_rows_to_one_answer() -> None:
             for f in facts_of(suite, c.name, r, ex.meta["lang"])
         ]
         assert list(ex.expected.facts) == facts and all(f in answer for f in facts), ex.meta["id"]
+
+
+def test_no_tool_share_puts_no_tool_rows_in_stages_2_and_3() -> None:
+    suite = load_suite(REPO / "tool_schemas" / SHIPPED_SUITES[0])
+    plain = generate(suite, GenConfig(seed=5, per_stage=80))
+    mixed = generate(suite, GenConfig(seed=5, per_stage=80, no_tool_share=0.3))
+    assert [e.to_row() for e in plain.rows[(1, "train")]] == [
+        e.to_row() for e in mixed.rows[(1, "train")]
+    ]
+    for stage in (2, 3):
+        assert "no_tool" not in {e.meta["kind"] for e in plain.rows[(stage, "train")]}
+        refusals = [e for e in mixed.rows[(stage, "train")] if e.meta["kind"] == "no_tool"]
+        assert 10 <= len(refusals) <= 40, stage
+        for ex in refusals:
+            assert ex.meta["stage"] == stage and not ex.expected.calls
+            assert ex.messages[-1]["role"] == "assistant" and ex.messages[-1]["content"]
+            assert not any(m.get("tool_calls") for m in ex.messages)

@@ -81,6 +81,14 @@ class GenConfig:
         low=0,
         high=1,
     )
+    no_tool_share: float = option(
+        0.0,
+        "Share of stage-2 and stage-3 rows that are requests no tool fits, answered with the "
+        "suite's no-tool reply (stage 1 has 30% of its own), so the later stages keep "
+        "teaching when not to call.",
+        low=0,
+        high=1,
+    )
     max_attempts: int = option(30, "Tries per row before it is given up.", low=1, high=1000)
     show_all: bool = option(
         False,
@@ -208,7 +216,9 @@ def generate(
     """Every stage and split of `cfg`. `on_split(stage, split, rows)` receives each split as
     soon as it is complete (the writer writes it then)."""
     result = GenResult()
-    scfg = StageConfig(cfg.max_tools, cfg.noise, cfg.paraphrase, cfg.context, cfg.two_call)
+    scfg = StageConfig(
+        cfg.max_tools, cfg.noise, cfg.paraphrase, cfg.context, cfg.two_call, cfg.no_tool_share
+    )
     lo, hi = _date_range(suite)
     for stage in cfg.stages:
         for split, n in cfg.split_sizes().items():
@@ -259,7 +269,13 @@ def draft_row(
     else:
         order = names if cfg.suite_order else tuple(shared.sample(names, len(names)))
     ctx = Context(lang, split == "test", today, rng, scfg.noise, order, cfg.entity_swap)
-    return build(suite, stage, pick_suite_kind(suite, stage, rng, scfg.two_call), ctx, scfg)
+    return build(
+        suite,
+        stage,
+        pick_suite_kind(suite, stage, rng, scfg.two_call, scfg.no_tool_share),
+        ctx,
+        scfg,
+    )
 
 
 def _one_row(

@@ -58,6 +58,8 @@ class StageConfig:
     context: float = 0.15
     two_call: float = 0.0
     """Share of stage-3 rows that answer from two results (a multi or parallel request)."""
+    no_tool_share: float = 0.0
+    """Share of stage-2 and stage-3 rows that no tool fits (stage 1 has its own)."""
 
 
 def build(suite: Suite, stage: int, kind: str, ctx: Context, cfg: StageConfig) -> Draft:
@@ -356,11 +358,16 @@ def _join(suite: Suite, ctx: Context, a: str, b: str) -> str:
     return a + ctx.rng.choice(list(conns)) + b
 
 
-def pick_suite_kind(suite: Suite, stage: int, rng: random.Random, two_call: float = 0.0) -> str:
+def pick_suite_kind(
+    suite: Suite, stage: int, rng: random.Random, two_call: float = 0.0, no_tool: float = 0.0
+) -> str:
     """A kind drawn from the stage's mix (STAGE_KINDS), less the kinds this suite cannot
-    produce; the cumulative table is built once per suite. In stage 3, a `two_call` share of
-    rows are multi or parallel requests answered from both results (no draw when it is 0, so
-    data made without it stays byte-identical)."""
+    produce; the cumulative table is built once per suite. In stages 2-3 a `no_tool` share of
+    rows are requests no tool fits; in stage 3 a `two_call` share are multi or parallel
+    requests answered from both results. A share of 0 draws nothing, so data made without
+    it stays byte-identical."""
+    if stage > 1 and no_tool > 0 and rng.random() < no_tool:
+        return "no_tool"
     if stage == 3 and two_call > 0 and rng.random() < two_call:
         return _TWO_CALL[0] if rng.random() < 0.5 else _TWO_CALL[1]
     kinds, cum = plan_for(suite).kinds[stage]
