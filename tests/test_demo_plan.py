@@ -360,3 +360,38 @@ def test_time_spent_on_set_up_comes_out_of_training(tmp_path: Path, monkeypatch)
     trained, total = simulate(120.0)
     assert trained == pytest.approx(trained0 - 120, abs=1)
     assert total <= 10 * 60 and total == pytest.approx(total0, abs=1)
+
+
+def test_a_gpu_budget_on_a_machine_without_one_is_refused_before_anything_runs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from click.testing import CliRunner
+
+    import toolsft.cli.demo as demo
+    import toolsft.demo.run as run
+    from toolsft.cli.main import cli
+
+    ran: list[str] = []
+    monkeypatch.setattr(demo, "_has_gpu", lambda: False)
+    monkeypatch.setattr(run, "run_plan", lambda plan, *a, **k: ran.append("ran") or [])
+    args = ["demo", "--runs", str(tmp_path / "runs"), "--reports", str(tmp_path / "rep")]
+    for name in ("full", "gpu"):
+        res = CliRunner().invoke(cli, [*args, "--budget", name])
+        assert res.exit_code == 2, res.output
+        assert f"budget '{name}' is sized for a GPU" in res.output and "full-cpu" in res.output
+    assert CliRunner().invoke(cli, [*args, "--budget", "full", "--dry-run"]).exit_code == 0
+    assert not ran and not (tmp_path / "runs").exists()
+
+
+def test_the_cli_offers_every_shipped_budget() -> None:
+    from toolsft.cli.demo import demo
+    from toolsft.demo.budgets import BUDGET_NAMES
+
+    budget = next(p for p in demo.params if p.name == "budget_name")
+    assert tuple(budget.type.choices) == BUDGET_NAMES  # type: ignore[attr-defined]
+
+
+def test_full_cpu_scores_300_episodes_in_a_150_minute_budget() -> None:
+    b = BUDGETS["full-cpu"]
+    assert b.device == "cpu" and b.demo.minutes == 150 and 3 * b.eval.rows >= 300
+    assert b.model == BUDGETS["full"].model and b.gen.show_all

@@ -68,7 +68,7 @@ HEADLINE = (
 @click.option(
     "--budget",
     "budget_name",
-    type=click.Choice(["quick", "cpu", "cpu-fp32", "gpu", "full"]),
+    type=click.Choice(["quick", "cpu", "cpu-fp32", "gpu", "full", "full-cpu"]),
     help="A shipped budget (configs/demo/<name>.yaml) instead of the one chosen for this machine.",
 )
 @click.option(
@@ -130,14 +130,22 @@ def demo(
         raise click.UsageError("give --budget or --config, not both")
     if quick and (budget_name or config_file):
         raise click.UsageError("--quick is the quick budget: leave out --budget/--config")
+    gpu = _has_gpu()
     budget = choose_budget(
         quick=quick,
-        gpu=_has_gpu(),
+        gpu=gpu,
         model=model,
         bf16=cpu_has_bf16(),
         name=config_file or budget_name,
     )
     budget = _servable(console, budget)
+    if budget.device == "cuda" and not gpu and not dry_run:
+        raise click.UsageError(
+            f"budget {budget.name!r} is sized for a GPU (device: cuda; its "
+            f"{' / '.join(map(str, budget.max_steps))} steps would take many hours here) and "
+            "this machine has none: `--budget full-cpu` is the long run for a CPU (150 "
+            "minutes), `--budget cpu` or `cpu-fp32` the 20-minute demo"
+        )
     baseline = baseline or shipped_baseline(f"demo-{suite_dir.name}-{budget.name}.json")
     plan = build_plan(suite_dir, budget, runs, reports, baseline, seed)
     console.print(_budget_table(plan))

@@ -24,7 +24,7 @@ from toolsft.train.config import TrainConfig
 
 CONFIG_DIR = ROOT / "configs" / "demo"
 """The shipped budgets (a checkout's or an editable install's configs/demo)."""
-BUDGET_NAMES = ("quick", "cpu", "cpu-fp32", "gpu", "full")
+BUDGET_NAMES = ("quick", "cpu", "cpu-fp32", "gpu", "full", "full-cpu")
 STAGES = (1, 2, 3)
 
 
