@@ -18,6 +18,7 @@ from typing import Any
 
 from toolsft.errors import ToolsftError
 from toolsft.gen.pipeline import GenConfig, load_gen_config
+from toolsft.gen.plan import STAGE_KINDS
 from toolsft.options import did_you_mean, from_mapping, load_yaml_file, option
 from toolsft.shipped import ROOT
 from toolsft.train.config import TrainConfig
@@ -248,6 +249,12 @@ def _describe(b: Budget) -> list[tuple[str, str]]:
             "tools shown",
             "all, in every stage" if gen.show_all else f"{gen.max_tools} in stage-1 rows",
         ),
+        (
+            "rows no tool fits",
+            f"{100 * STAGE_KINDS[1]['no_tool']:g}% of stage 1"
+            + (f", {100 * gen.no_tool_share:g}% of stages 2-3" if gen.no_tool_share else ""),
+        ),
+        ("stage-3 answers from two results", f"{100 * gen.two_call:g}% of its rows"),
         ("eval engine", b.eval.engine),
     ]
     return out
