@@ -88,6 +88,21 @@ def test_update_then_pass(gold: dict[str, Any], tmp_path: Path) -> None:
     assert "| Task completion | 100.0 | 100.0 | 0.0 | 3.0 | 1.000 | exact McNemar |" in text
 
 
+def test_update_writes_paths_under_the_working_directory_relative(
+    gold: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A committed baseline must not carry this machine's folders."""
+    checkout = tmp_path / "checkout"
+    run = dict(gold["run"], suite={**gold["run"]["suite"], "path": str(checkout / "tool_schemas")})
+    res_file = write_run({**gold, "run": run}, tmp_path / "run")
+    checkout.mkdir()
+    monkeypatch.chdir(checkout)
+    assert _gate(str(res_file), "--baseline", "b.json", "--update").exit_code == 0
+    doc = json.loads((checkout / "b.json").read_text())
+    assert doc["run"]["suite"]["path"] == "tool_schemas"
+    assert str(tmp_path) not in (checkout / "b.json").read_text()
+
+
 def test_update_prints_what_changed(data: Path, gold: dict[str, Any], tmp_path: Path) -> None:
     base = _base_file(gold, tmp_path / "base.json")
     worse = write_run(scripted_run(data, _break_selects), tmp_path / "worse")

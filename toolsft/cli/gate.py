@@ -105,7 +105,12 @@ def gate(
 def _update(console: Console, new: dict, baseline: Path, floor: bool) -> None:
     """Write the (already validated) run as the baseline, atomically, and say what changed.
     An unusable old baseline is replaced (and said so), except by --floor, which needs it."""
-    from toolsft.eval.baseline import baseline_changes, baseline_from_results, dump_baseline
+    from toolsft.eval.baseline import (
+        baseline_changes,
+        baseline_from_results,
+        dump_baseline,
+        portable,
+    )
     from toolsft.eval.gate import GateRefused, floor_baseline, load_baseline
     from toolsft.io import atomic_write
 
@@ -118,6 +123,8 @@ def _update(console: Console, new: dict, baseline: Path, floor: bool) -> None:
                 raise
             console.print(f"[yellow]replacing an unusable baseline:[/] {exc}")
     doc = floor_baseline(old, new) if floor and old is not None else baseline_from_results(new)
+    # Paths under the working directory (a checkout) are written relative: baselines are committed.
+    doc = {**doc, "run": portable(doc.get("run"), Path.cwd())}
     atomic_write(baseline, dump_baseline(doc))
     changes = baseline_changes(old, doc)
     console.print(f"wrote baseline [bold]{baseline}[/] ({len(doc.get('rows') or [])} episodes)")

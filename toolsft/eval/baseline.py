@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
+from pathlib import PurePath
 from typing import Any
 
 from toolsft.eval.metrics import METRICS
@@ -37,6 +38,18 @@ def baseline_from_results(results: Mapping[str, Any]) -> dict[str, Any]:
             for r in results.get("rows") or []
         ],
     }
+
+
+def portable(value: Any, root: PurePath) -> Any:
+    """`value` with every absolute path under `root` made relative to it: a baseline is
+    committed, and this machine's folders mean nothing on another one."""
+    if isinstance(value, Mapping):
+        return {k: portable(v, root) for k, v in value.items()}
+    if isinstance(value, list):
+        return [portable(v, root) for v in value]
+    if isinstance(value, str) and value.startswith(str(root).rstrip("/") + "/"):
+        return str(PurePath(value).relative_to(root))
+    return value
 
 
 def dump_baseline(doc: Mapping[str, Any]) -> str:
