@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -29,6 +28,8 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+from isolated import emit, run_arm  # noqa: E402 (this folder is on the path of a script)
+
 H100_BF16_FLOPS = 790e12
 
 
@@ -170,17 +171,11 @@ def main() -> None:
         import logging
 
         logging.basicConfig(level=logging.WARNING)
-        print("RESULT " + json.dumps(run_one(args, args.only)), flush=True)
+        emit(run_one(args, args.only))
         return
     results = {}
     for which in ("toolsft", "trl"):
-        cmd = [sys.executable, __file__, *sys.argv[1:], "--only", which]
-        env = {**os.environ, "OMP_WAIT_POLICY": os.environ.get("OMP_WAIT_POLICY", "PASSIVE")}
-        proc = subprocess.run(cmd, capture_output=True, text=True, check=False, env=env)
-        line = [x for x in proc.stdout.splitlines() if x.startswith("RESULT ")]
-        if proc.returncode or not line:
-            sys.exit(f"{which} run failed:\n{proc.stderr[-3000:]}")
-        results[which] = json.loads(line[-1][7:])
+        results[which] = run_arm(__file__, [*sys.argv[1:], "--only", which], which)
         print(json.dumps(results[which]))
     ratio = results["toolsft"]["tokens_per_s"] / max(results["trl"]["tokens_per_s"], 1e-9)
     print(

@@ -32,7 +32,6 @@ import argparse
 import json
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -42,6 +41,8 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+from isolated import emit, run_arm  # noqa: E402 (this folder is on the path of a script)
+
 PEAK_BF16 = {"H200": 989e12, "H100": 989e12, "H800": 989e12, "A100": 312e12, "A800": 312e12,
              "L40S": 362e12, "L4": 121e12, "A10": 125e12}  # fmt: skip
 """Dense bf16 tensor-core peaks (FLOP/s) by name fragment; --peak-tflops for other GPUs."""
@@ -398,7 +399,7 @@ def main() -> None:
         tmp = Path(tempfile.mkdtemp(prefix=f"trl-compare-{args.only}-"))
         run = run_toolsft if args.only == "toolsft" else run_trl
         try:
-            print("RESULT " + json.dumps(run(args, tmp, Path(args.data_dir))), flush=True)
+            emit(run(args, tmp, Path(args.data_dir)))
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
         return
@@ -412,14 +413,8 @@ def compare(args: argparse.Namespace) -> None:
         results: dict[str, dict[str, Any]] = {}
         for which in ("toolsft", "trl"):  # TRL gets the rows per step toolsft trained
             extra = ["--rows-per-step", str(results["toolsft"]["rows_per_step"])] if results else []
-            cmd = [sys.executable, __file__, *sys.argv[1:], "--only", which,
-                   "--data-dir", str(data), *extra]  # fmt: skip
-            env = {**os.environ, "OMP_WAIT_POLICY": os.environ.get("OMP_WAIT_POLICY", "PASSIVE")}
-            proc = subprocess.run(cmd, capture_output=True, text=True, check=False, env=env)
-            line = [x for x in proc.stdout.splitlines() if x.startswith("RESULT ")]
-            if proc.returncode or not line:
-                sys.exit(f"{which} run failed:\n{proc.stderr[-4000:]}")
-            results[which] = json.loads(line[-1][7:])
+            argv = [*sys.argv[1:], "--only", which, "--data-dir", str(data), *extra]
+            results[which] = run_arm(__file__, argv, which)
             print(json.dumps(results[which]))
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import fixtures_train
+import pytest
 from conftest import REPO
 
 tiny_home = fixtures_train.tiny_home
@@ -60,9 +61,6 @@ def test_other_benchmarks_at_least_parse_their_options() -> None:
             text=True,
         )
         assert res.returncode == 0 and "usage" in res.stdout.lower(), (script, res.stderr[-500:])
-
-
-import pytest  # noqa: E402
 
 
 @pytest.mark.slow  # ~25 s: three processes, each loading torch, transformers and TRL

@@ -96,7 +96,6 @@ def resolve_auto(
         batch_size=batch,
         grad_accum=accum,
         bf16=device.bf16_ok if cfg.bf16 is None else cfg.bf16,
-        gradient_checkpointing=cfg.gradient_checkpointing,
         packing=packing,
         attn_implementation=attn,
         use_liger_kernel=(device.gpu and device.liger)
