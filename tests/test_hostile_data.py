@@ -343,3 +343,56 @@ def test_two_gens_into_one_folder_never_mix(tmp_path: Path) -> None:
         seed = verify_dataset(out)["seed"]
         assert _snapshot(out) == _snapshot(refs[seed])
         assert _partials(out) == []
+
+
+def _folder(path: Path, text: str) -> Path:
+    path.mkdir()
+    (path / "f").write_text(text)
+    return path
+
+
+@pytest.mark.parametrize("exchange", [True, False], ids=["renameat2", "two-renames"])
+def test_replace_survives_a_rival_filling_the_folder_first(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, exchange: bool
+) -> None:
+    """The race the concurrent test above can hit: the folder is missing when we look and
+    filled by another `--overwrite` run before our rename; ours must then replace it."""
+    from toolsft import io
+
+    new, target = _folder(tmp_path / "new", "ours"), tmp_path / "out"
+    real = os.rename
+    if not exchange:
+        monkeypatch.setattr(io, "_exchange", lambda a, b: False)
+
+    rivals = [1]
+
+    def rival_first(src: Any, dst: Any) -> None:
+        if Path(dst) == target and not target.exists() and rivals:
+            _folder(target, f"theirs {rivals.pop()}")
+        real(src, dst)
+
+    monkeypatch.setattr(io.os, "rename", rival_first)
+    io.swap_dir(new, target, replace=True)
+    assert (target / "f").read_text() == "ours"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
+
+
+def test_replace_survives_a_rival_removing_the_folder_first(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The other side of the race: the folder exists when we look and is gone (renamed aside by
+    a rival's two-rename swap) by the time we exchange with it."""
+    from toolsft import io
+
+    new, target = _folder(tmp_path / "new", "ours"), _folder(tmp_path / "out", "old")
+    real = io._exchange
+
+    def rival_removes(a: Path, b: Path) -> bool:
+        if b.exists():
+            shutil.rmtree(b)
+        return real(a, b)
+
+    monkeypatch.setattr(io, "_exchange", rival_removes)
+    io.swap_dir(new, target, replace=True)
+    assert (target / "f").read_text() == "ours"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]

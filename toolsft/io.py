@@ -209,18 +209,35 @@ def swap_dir(new: Path, target: Path, replace: bool = True) -> None:
     even if another process filled it a moment ago.
     """
     new.chmod(0o777 & ~_umask())  # mkdtemp makes 0700; a dataset is meant to be shared
-    if not replace or (not target.exists() and not target.is_symlink()):
+    if not replace:
         os.rename(new, target)
-        _fsync_dir(target.parent)
-        return
-    if _exchange(new, target):
-        shutil.rmtree(new, ignore_errors=True)  # `new` now holds the old folder
     else:
-        old = new.with_name(new.name + ".old")
-        os.rename(target, old)
-        os.rename(new, target)
-        shutil.rmtree(old, ignore_errors=True)
+        _replace_dir(new, target)
     _fsync_dir(target.parent)
+
+
+def _replace_dir(new: Path, target: Path, tries: int = 5) -> None:
+    """`swap_dir` with `replace`. Another writer may create or swap `target` between our look
+    and our rename (two `gen --overwrite` into one folder): a rename that finds the folder
+    filled, or an exchange that finds it gone, looks again instead of failing."""
+    raced = (errno.ENOENT, errno.ENOTEMPTY, errno.EEXIST)
+    for attempt in range(tries):
+        try:
+            if not target.exists() and not target.is_symlink():
+                os.rename(new, target)
+            elif _exchange(new, target):
+                shutil.rmtree(new, ignore_errors=True)  # `new` now holds the old folder
+            else:
+                old = new.with_name(new.name + ".old")
+                os.rename(target, old)
+                try:
+                    os.rename(new, target)
+                finally:
+                    shutil.rmtree(old, ignore_errors=True)
+            return
+        except OSError as exc:
+            if attempt == tries - 1 or exc.errno not in raced:
+                raise
 
 
 def _exchange(a: Path, b: Path) -> bool:
