@@ -10,16 +10,21 @@ and the exact two-sided McNemar p-value. Used for the decisions in docs/experime
 from __future__ import annotations
 
 import argparse
-import json
 from collections import defaultdict
 from pathlib import Path
 
+from toolsft.errors import ToolsftError
+from toolsft.eval.results import load_results
 from toolsft.eval.stats import mcnemar_p
 
 
 def outcomes(path: Path, metric: str) -> dict[str, tuple[str, bool]]:
-    """episode key -> (kind, passed) for every row that has the metric."""
-    doc = json.loads(path.read_text(encoding="utf-8"))
+    """episode key -> (kind, passed) for every row that has the metric; a file that is not a
+    valid results.json (or a folder holding one) is refused with its name."""
+    try:
+        doc = load_results(path)
+    except ToolsftError as exc:
+        raise SystemExit(f"error: {exc}") from exc
     out = {}
     for row in doc["rows"]:
         value = row["values"].get(metric)
