@@ -140,7 +140,7 @@ def test_the_gate_verdict_is_printed_and_fails_only_with_strict(
     log = tmp_path / "gate.log"
     log.write_text("$ toolsft gate\nError: base.json:rows: other episodes\n")
 
-    def fake_run(plan, logs, on_start=None, on_end=None, spent=0.0):  # type: ignore[no-untyped-def]
+    def fake_run(plan, logs, on_start=None, on_end=None, spent=0.0, **_):  # type: ignore[no-untyped-def]
         return [
             run.StepResult(s, gate_rc if s.name == "gate" else 0, 0.1, log, 1.0) for s in plan.steps
         ]
@@ -251,7 +251,7 @@ def test_a_new_run_starts_without_the_last_gate_verdict(tmp_path: Path, monkeypa
     old_log.parent.mkdir()
     old_log.write_text("an earlier run\n")
 
-    def fake_step(step, log):  # type: ignore[no-untyped-def]
+    def fake_step(step, log, *_):  # type: ignore[no-untyped-def]
         seen.append(Path(gate_md).exists() or old_log.exists())
         return run.StepResult(step, 0, 0.0, log, 1.0)
 
@@ -304,7 +304,7 @@ def test_run_plan_passes_each_stage_its_time_and_fits_the_target(
     given: dict[str, float] = {}
     etas: list[float] = []
 
-    def fake_step(step, log):  # type: ignore[no-untyped-def]
+    def fake_step(step, log, *_):  # type: ignore[no-untyped-def]
         if "--max-time" in step.argv:
             given[step.name] = float(step.argv[step.argv.index("--max-time") + 1])
             took = given[step.name] + step.overhead_s
@@ -343,7 +343,7 @@ def test_time_spent_on_set_up_comes_out_of_training(tmp_path: Path, monkeypatch)
         now = [0.0]
         trained = [0.0]
 
-        def fake_step(step, log):  # type: ignore[no-untyped-def]
+        def fake_step(step, log, *_):  # type: ignore[no-untyped-def]
             took = {"eval base": 40.0, "eval final": 75.0}.get(step.name, 10.0)
             if "--max-time" in step.argv:
                 took = float(step.argv[step.argv.index("--max-time") + 1])
@@ -395,3 +395,46 @@ def test_full_cpu_scores_300_episodes_in_a_150_minute_budget() -> None:
     b = BUDGETS["full-cpu"]
     assert b.device == "cpu" and b.demo.minutes == 150 and 3 * b.eval.rows >= 300
     assert b.model == BUDGETS["full"].model and b.gen.show_all
+
+
+def test_a_running_step_reports_its_time_until_it_ends(tmp_path: Path) -> None:
+    """A long step (an hour-long stage of `full-cpu`) is not silent: `run_step` calls back
+    with the seconds so far while the process runs, and stops when it ends."""
+    import toolsft.demo.run as run
+    from toolsft.demo.plan import Step
+
+    ticks: list[float] = []
+    res = run.run_step(Step("help", ("--help",), 1.0), tmp_path / "x.log", ticks.append, 0.02)
+    assert res.returncode == 0 and "Usage:" in (tmp_path / "x.log").read_text()
+    assert ticks and ticks == sorted(ticks) and ticks[-1] <= res.seconds
+
+
+def test_the_demo_logs_a_line_per_tenth_of_each_step(tmp_path: Path, monkeypatch) -> None:
+    """In a log (no terminal) the demo prints each step's tenths as they pass, by its time
+    against its estimate, capped below 100% until it ends: not one line per step."""
+    from click.testing import CliRunner
+
+    import toolsft.demo.run as run
+    from toolsft.cli.main import cli
+
+    reports = tmp_path / "reports"
+    _fake_reports(reports, 0.05, 0.5)
+
+    def fake_run(plan, logs, on_start=None, on_end=None, spent=0.0, on_tick=None, **_):  # type: ignore[no-untyped-def]
+        out = []
+        for s in plan.steps:
+            on_start(s, 100.0)
+            for k in range(1, 31):  # 3x the estimate: the tenths stop at 90%
+                on_tick(s, (k + 0.5) * s.est_s / 10)
+            out.append(run.StepResult(s, 0, 3 * s.est_s, tmp_path / "x.log", 1.0))
+            on_end(out[-1])
+        return out
+
+    monkeypatch.setattr(run, "run_plan", fake_run)
+    args = ["demo", "--quick", "--runs", str(tmp_path / "runs"), "--reports", str(reports)]
+    res = CliRunner().invoke(cli, args)
+    assert res.exit_code == 0, res.output
+    lines = [x for x in res.output.splitlines() if x.startswith("train stage 2:")]
+    pcts = ["0"] + [f"{10 * k + 5}" for k in range(1, 10)]
+    assert [x.split(",")[0] for x in lines] == [f"train stage 2: {p}%" for p in pcts]
+    assert lines[1].endswith(" of ~" + lines[0].split("~")[1])  # the step's time, its estimate

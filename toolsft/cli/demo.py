@@ -12,7 +12,7 @@ from rich.console import Console
 from rich.table import Table
 
 from toolsft.cli.params import SUITE, SUITE_HELP
-from toolsft.cli.progress import StepBar
+from toolsft.cli.progress import StepBar, clock
 
 if TYPE_CHECKING:
     from toolsft.demo.plan import Plan, Step
@@ -162,22 +162,35 @@ def demo(
     write_jobs(plan)
     total = sum(s.est_s for s in plan.steps)
     t0 = time.perf_counter()
-    with StepBar(console, "starting", total=total, unit=None, width=28) as bar:  # est. seconds
+    # The bar's total is in estimated seconds; a log gets a line per tenth of each step.
+    bar = StepBar(
+        console, "starting", total=total, unit=None, width=28, fields=("step",), per_label=True
+    )
+    with bar:
+        began = [0.0]  # the bar's position when the running step started
 
         def start(step: Step, eta_s: float) -> None:
-            bar.update(label=step.name, total=bar.completed + eta_s)
+            began[0] = bar.completed
+            bar.update(label=step.name, total=began[0] + eta_s, fraction=0.0, step=_so_far(0, step))
             if "--max-time" in step.argv:
                 secs = step.argv[step.argv.index("--max-time") + 1]
                 bar.print(f"[dim]{step.name}: {secs} s of training in the time budget[/]")
 
+        def tick(step: Step, secs: float) -> None:
+            est = max(step.est_s, 1.0)
+            share = min(secs / est, 0.99)  # an estimate, not a promise: never "done" early
+            bar.update(completed=began[0] + share * est, fraction=share, step=_so_far(secs, step))
+
         def end(res: StepResult) -> None:
-            bar.update(advance=res.seconds)
+            bar.update(completed=began[0] + res.seconds, step=_so_far(res.seconds, res.step))
             mark = "[green]ok[/]" if res.returncode == 0 else "[red]failed[/]"
             bar.print(
                 f"{mark} {res.step.name} ({res.seconds:.0f} s, peak RSS {res.peak_rss_mb / 1024:.1f} GB)"
             )
 
-        results = run_plan(plan, runs / "logs", on_start=start, on_end=end, spent=spent)
+        results = run_plan(
+            plan, runs / "logs", on_start=start, on_end=end, spent=spent, on_tick=tick
+        )
     wall = time.perf_counter() - t0
     peak = max(r.peak_rss_mb for r in results) / 1024
     _print_results(
@@ -209,6 +222,11 @@ def demo(
             raise SystemExit(2)
     else:
         console.print(f"[green]gate: passed against {baseline}[/]")
+
+
+def _so_far(secs: float, step: Step) -> str:
+    """`4:55 of ~49:14`: the running step's time against its estimate."""
+    return f"{clock(secs)} of ~{clock(step.est_s)}"
 
 
 def _warn_if_too_slow(console: Console, plan: Any, spent: float) -> None:

@@ -29,7 +29,8 @@ class StepBar:
 
     `unit=None` hides the done/total column (a total in estimated seconds, say); `fields` are
     extra `name value` columns set by `update(**fields)`; `width` pads the label so the bars
-    of successive labels line up.
+    of successive labels line up. `per_label` makes a log's tenths those of each label's own
+    `fraction` (a run of steps of very different lengths: a line per tenth of each step).
     """
 
     def __init__(
@@ -42,9 +43,10 @@ class StepBar:
         fields: Sequence[str] = (),
         transient: bool = False,
         width: int = 0,
+        per_label: bool = False,
     ) -> None:
         self.console, self.unit, self.fields = console, unit, tuple(fields)
-        self._label, self._tenth = label, 0
+        self._label, self._tenth, self.per_label = label, 0, per_label
         label_column = TextColumn(
             f"[bold]{{task.description:<{width}}}" if width else "[bold]{task.description}"
         )
@@ -116,12 +118,23 @@ class StepBar:
         if self.console.is_terminal:
             return
         task = self._bar.tasks[0]
-        if fraction is None:
+        if self.per_label:
+            if new_label:
+                self._tenth = -1
+            if fraction is None and not new_label:
+                return
+            fraction = fraction or 0.0
+        elif fraction is None:
             fraction = task.completed / task.total if task.total else 0.0
         tenth = int(10 * fraction)
         if not new_label and tenth <= self._tenth:
             return
         self._tenth = max(self._tenth, tenth)
-        done = self._count() or (f"{100 * task.completed / task.total:.0f}%" if task.total else "")
+        if self.per_label:
+            done = f"{100 * fraction:.0f}%"
+        else:
+            done = self._count() or (
+                f"{100 * task.completed / task.total:.0f}%" if task.total else ""
+            )
         parts = [p for p in (done, *(f"{f} {task.fields[f]}" for f in self.fields)) if p]
         self.console.print(f"{self._label}: {', '.join(parts)}" if parts else self._label)

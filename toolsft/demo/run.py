@@ -99,11 +99,14 @@ def run_plan(
     on_end: Callable[[StepResult], None] | None = None,
     clock: Callable[[], float] = time.monotonic,
     spent: float = 0.0,
+    on_tick: Callable[[Step, float], None] | None = None,
+    tick_s: float = 5.0,
 ) -> list[StepResult]:
     """Run every step in order. A timed training step (`Step.time_share`) gets `--max-time`
     from what is left of the budget when it starts; `spent` seconds of it were used before the
     run (`make demo`'s set-up). `on_start` gets the step as it runs and the estimated seconds
-    left in the whole run."""
+    left in the whole run; `on_tick` the step and its seconds so far, every `tick_s` while it
+    runs (a 150-minute run must not sit silent for an hour-long stage)."""
     logs.mkdir(parents=True, exist_ok=True)
     # an earlier run's step logs (numbered by its own plan) would sit beside this run's
     for path in (*plan.stale, *logs.glob("[0-9][0-9]-*.log")):
@@ -117,11 +120,16 @@ def run_plan(
             step = replace(
                 step, argv=(*step.argv, "--max-time", f"{secs:.0f}"), est_s=secs + step.overhead_s
             )
+        else:  # the final eval's estimate scales with the base eval's measured time
+            step = replace(step, est_s=estimate(step, measured))
         if on_start:
             on_start(step, remaining_s(plan, i, clock() - t0, measured))
+        tick = (lambda secs, step=step: on_tick(step, secs)) if on_tick else None
         res = run_step(
             step,
             logs / f"{i:02d}-{re.sub(r'[^A-Za-z0-9]+', '_', step.name).strip('_')}.log",
+            tick,
+            tick_s,
         )
         done.append(res)
         measured[step.name] = res.seconds
@@ -132,7 +140,14 @@ def run_plan(
     return done
 
 
-def run_step(step: Step, log: Path) -> StepResult:
+def run_step(
+    step: Step,
+    log: Path,
+    on_tick: Callable[[float], None] | None = None,
+    tick_s: float = 5.0,
+) -> StepResult:
+    """Run one step as `python -m toolsft.cli ...`, its output into `log`; `on_tick` gets the
+    seconds so far every `tick_s` while it runs."""
     argv = [sys.executable, "-m", "toolsft.cli", *step.argv]
     logger.info("running %s", " ".join(argv))
     t0 = time.perf_counter()
@@ -140,7 +155,13 @@ def run_step(step: Step, log: Path) -> StepResult:
         fh.write("$ toolsft " + " ".join(step.argv) + "\n")
         fh.flush()
         proc = subprocess.Popen(argv, stdout=fh, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-        rc = proc.wait()
+        while True:
+            try:
+                rc = proc.wait(timeout=tick_s if on_tick else None)
+                break
+            except subprocess.TimeoutExpired:
+                assert on_tick is not None
+                on_tick(time.perf_counter() - t0)
     peak = _peak_rss_mb()
     return StepResult(step, rc, time.perf_counter() - t0, log, peak)
 
