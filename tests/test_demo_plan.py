@@ -421,8 +421,10 @@ def test_the_demo_logs_a_line_per_tenth_of_each_step(tmp_path: Path, monkeypatch
     _fake_reports(reports, 0.05, 0.5)
 
     def fake_run(plan, logs, on_start=None, on_end=None, spent=0.0, on_tick=None, **_):  # type: ignore[no-untyped-def]
+        from dataclasses import replace
+
         out = []
-        for s in plan.steps:
+        for s in [replace(s, est_s=10.0 if s.name == "gen" else 100.0) for s in plan.steps]:
             on_start(s, 100.0)
             for k in range(1, 31):  # 3x the estimate: the tenths stop at 90%
                 on_tick(s, (k + 0.5) * s.est_s / 10)
@@ -435,6 +437,9 @@ def test_the_demo_logs_a_line_per_tenth_of_each_step(tmp_path: Path, monkeypatch
     res = CliRunner().invoke(cli, args)
     assert res.exit_code == 0, res.output
     lines = [x for x in res.output.splitlines() if x.startswith("train stage 2:")]
+    assert [x for x in res.output.splitlines() if x.startswith("gen:")] == [
+        "gen: 0%, step 0:00 of ~0:10"  # a step under a minute: its first line only
+    ]
     pcts = ["0"] + [f"{10 * k + 5}" for k in range(1, 10)]
     assert [x.split(",")[0] for x in lines] == [f"train stage 2: {p}%" for p in pcts]
     assert lines[1].endswith(" of ~" + lines[0].split("~")[1])  # the step's time, its estimate

@@ -179,7 +179,8 @@ def demo(
         def tick(step: Step, secs: float) -> None:
             est = max(step.est_s, 1.0)
             share = min(secs / est, 0.99)  # an estimate, not a promise: never "done" early
-            bar.update(completed=began[0] + share * est, fraction=share, step=_so_far(secs, step))
+            tenths = share if est >= 60 else None  # a short step's tenths would only be noise
+            bar.update(completed=began[0] + share * est, fraction=tenths, step=_so_far(secs, step))
 
         def end(res: StepResult) -> None:
             bar.update(completed=began[0] + res.seconds, step=_so_far(res.seconds, res.step))
