@@ -443,3 +443,117 @@ def test_the_demo_logs_a_line_per_tenth_of_each_step(tmp_path: Path, monkeypatch
     pcts = ["0"] + [f"{10 * k + 5}" for k in range(1, 10)]
     assert [x.split(",")[0] for x in lines] == [f"train stage 2: {p}%" for p in pcts]
     assert lines[1].endswith(" of ~" + lines[0].split("~")[1])  # the step's time, its estimate
+
+
+def _fake_steps(now: list[float], fail: str = "", gate_rc: int = 0):  # type: ignore[no-untyped-def]
+    """A run_step on a fake clock that logs what it ran and can fail one step."""
+    import toolsft.demo.run as run
+
+    ran: list[tuple[str, str]] = []
+
+    def fake_step(step, log, *_):  # type: ignore[no-untyped-def]
+        max_time = step.argv[step.argv.index("--max-time") + 1] if "--max-time" in step.argv else ""
+        ran.append((step.name, max_time))
+        took = float(max_time) + step.overhead_s if max_time else 20.0
+        now[0] += took
+        log.write_text(f"{step.name}\n")
+        rc = 1 if step.name == fail else gate_rc if step.name == "gate" else 0
+        return run.StepResult(step, rc, took, log, 1.0)
+
+    return fake_step, ran
+
+
+def test_resume_skips_what_an_earlier_run_finished_and_keeps_its_time(
+    tmp_path: Path, monkeypatch
+) -> None:
+    """A run killed in stage 2, resumed: the finished steps are not run again (their logs
+    stay), stage 2 gets the --max-time it had the first time (the finished steps' seconds
+    count in the budget), and everything from stage 2 on runs."""
+    import toolsft.demo.run as run
+
+    plan = _timed_plan(tmp_path, minutes=10)
+    logs = tmp_path / "logs"
+    now = [0.0]
+    fake, first = _fake_steps(now, fail="train stage 2")
+    monkeypatch.setattr(run, "run_step", fake)
+    with pytest.raises(run.StepFailed):
+        run.run_plan(plan, logs, clock=lambda: now[0], key="k")
+    names = [s.name for s in plan.steps]
+    cut = names.index("train stage 2")
+    now[0] = 1e6  # another day
+    fake, second = _fake_steps(now)
+    monkeypatch.setattr(run, "run_step", fake)
+    results = run.run_plan(plan, logs, clock=lambda: now[0], key="k", resume=True)
+    assert [n for n, _ in second] == names[cut:]
+    assert second[0] == first[-1]  # the same --max-time for the stage that failed
+    assert [r.skipped for r in results] == [True] * cut + [False] * (len(names) - cut)
+    assert [r.seconds for r in results[:cut]] == [20.0, 20.0, 20.0, float(first[cut - 1][1]) + 25]
+    assert (logs / "03-train_stage_1.log").read_text() == "train stage 1\n"  # kept
+
+
+def test_resume_runs_everything_for_another_plan_or_after_a_fresh_run(
+    tmp_path: Path, monkeypatch
+) -> None:
+    import toolsft.demo.run as run
+
+    (tmp_path / "b").write_text("{}")  # a baseline: the plan ends with the gate
+    plan = _timed_plan(tmp_path, minutes=10)
+    logs, now = tmp_path / "logs", [0.0]
+    fake, _ = _fake_steps(now, gate_rc=1)
+    monkeypatch.setattr(run, "run_step", fake)
+    run.run_plan(plan, logs, clock=lambda: now[0], key="k")
+    fake, ran = _fake_steps(now)
+    monkeypatch.setattr(run, "run_step", fake)
+    results = run.run_plan(plan, logs, clock=lambda: now[0], key="k", resume=True)
+    assert ran == [] and all(r.skipped for r in results)
+    assert results[-1].step.name == "gate" and results[-1].returncode == 1  # its verdict kept
+    run.run_plan(plan, logs, clock=lambda: now[0], key="other", resume=True)
+    assert len(ran) == len(plan.steps)  # another budget, suite or seed: nothing to resume
+    fake, ran = _fake_steps(now, fail="prepare model")
+    monkeypatch.setattr(run, "run_step", fake)
+    with pytest.raises(run.StepFailed):
+        run.run_plan(plan, logs, clock=lambda: now[0], key="other")  # a fresh run, stopped
+    fake, ran = _fake_steps(now)
+    monkeypatch.setattr(run, "run_step", fake)
+    run.run_plan(plan, logs, clock=lambda: now[0], key="other", resume=True)
+    assert [n for n, _ in ran] == [s.name for s in plan.steps]
+
+
+def test_the_plan_key_sees_the_files_the_command_lines_do_not(tmp_path: Path) -> None:
+    from toolsft.demo.record import plan_key
+
+    budget, tools = tmp_path / "budget.yaml", tmp_path / "tools.json"
+    budget.write_text("gen: {}\n")
+    tools.write_text("[]")
+    argv = [("gen", "--seed", "0")]
+    key = plan_key(argv, [budget, tools])
+    assert plan_key(argv, [tools, budget]) == key
+    assert plan_key([("gen", "--seed", "1")], [budget, tools]) != key
+    tools.write_text("[{}]")
+    assert plan_key(argv, [budget, tools]) != key
+
+
+def test_a_stopped_demo_stops_its_running_step(tmp_path: Path, monkeypatch) -> None:
+    """Ctrl-C or SIGTERM while a step runs: the step's process is stopped too (an orphaned
+    training stage would hold the CPU and race a --resume), and the interrupt goes on."""
+    import os
+    import types
+
+    import toolsft.demo.run as run
+    from toolsft.demo.plan import Step
+
+    pid_file = tmp_path / "pid"
+    fake = tmp_path / "python"
+    fake.write_text(f"#!/bin/sh\necho $$ > {pid_file}\nexec sleep 60\n")
+    fake.chmod(0o755)
+    monkeypatch.setattr(run, "sys", types.SimpleNamespace(executable=str(fake)))
+
+    def interrupt(secs: float) -> None:
+        if pid_file.exists() and pid_file.read_text().strip():
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        run.run_step(Step("train stage 1", ("train",), 60.0), tmp_path / "x.log", interrupt, 0.05)
+    pid = int(pid_file.read_text())
+    with pytest.raises(ProcessLookupError):
+        os.kill(pid, 0)

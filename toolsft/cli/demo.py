@@ -83,6 +83,13 @@ HEADLINE = (
     help="Exit 1 when the gate finds a regression against the baseline, 2 when it cannot "
     "compare (default: print the verdict and exit 0 once every step ran).",
 )
+@click.option(
+    "--resume",
+    is_flag=True,
+    help="Continue a demo that stopped (a crash, Ctrl-C, a reboot): the steps an earlier run "
+    "of the same plan finished (same budget file, suite, model, seed and folders; recorded in "
+    "<runs>/logs/done.json) are not run again, and their time counts in the time budget.",
+)
 @click.option("--dry-run", is_flag=True, help="Print the budget and the steps, run nothing.")
 def demo(
     budget_name: str | None,
@@ -97,6 +104,7 @@ def demo(
     seed: int,
     spent: float,
     dry_run: bool,
+    resume: bool,
 ) -> None:
     """The whole loop on the embedded default model, with the gain measured.
 
@@ -115,6 +123,7 @@ def demo(
     """
     from toolsft.demo.plan import build_plan, choose_budget, write_jobs
     from toolsft.demo.run import run_plan
+    from toolsft.io import Terminated, sigterm_unwinds
 
     console = Console()
     from toolsft.shipped import shipped_baseline
@@ -183,21 +192,43 @@ def demo(
             bar.update(completed=began[0] + share * est, fraction=tenths, step=_so_far(secs, step))
 
         def end(res: StepResult) -> None:
+            if res.skipped:
+                began[0] = bar.completed
+                bar.update(completed=began[0] + res.seconds)
+                bar.print(f"[dim]done before: {res.step.name} ({res.seconds:.0f} s, --resume)[/]")
+                return
             bar.update(completed=began[0] + res.seconds, step=_so_far(res.seconds, res.step))
             mark = "[green]ok[/]" if res.returncode == 0 else "[red]failed[/]"
             bar.print(
                 f"{mark} {res.step.name} ({res.seconds:.0f} s, peak RSS {res.peak_rss_mb / 1024:.1f} GB)"
             )
 
-        results = run_plan(
-            plan, runs / "logs", on_start=start, on_end=end, spent=spent, on_tick=tick
-        )
+        try:
+            with sigterm_unwinds():
+                results = run_plan(
+                    plan,
+                    runs / "logs",
+                    on_start=start,
+                    on_end=end,
+                    spent=spent,
+                    on_tick=tick,
+                    key=_plan_key(plan, suite_dir),
+                    resume=resume,
+                )
+        except (KeyboardInterrupt, Terminated):
+            bar.print(
+                "[yellow]stopped: the steps that finished are kept; the same command with "
+                "--resume continues from the one that did not[/]"
+            )
+            raise
     wall = time.perf_counter() - t0
     peak = max(r.peak_rss_mb for r in results) / 1024
+    earlier = sum(r.seconds for r in results if r.skipped)
     _print_results(
         console,
         plan,
         f"total {wall / 60:.1f} min"
+        + (f" (+ {earlier / 60:.1f} min of steps an earlier run finished)" if earlier else "")
         + (f" (+ {spent / 60:.1f} min of set-up: {(wall + spent) / 60:.1f})" if spent else "")
         + f", peak memory of any step {peak:.1f} GB, "
         f"optimizer steps per stage {_steps_trained(plan)}",
@@ -223,6 +254,15 @@ def demo(
             raise SystemExit(2)
     else:
         console.print(f"[green]gate: passed against {baseline}[/]")
+
+
+def _plan_key(plan: Plan, suite_dir: Path) -> str:
+    """What `--resume` must find unchanged: the steps' command lines, the budget file and
+    the suite's files."""
+    from toolsft.demo.record import plan_key
+
+    files = [p for p in suite_dir.rglob("*") if p.is_file()] + [plan.budget.file]
+    return plan_key([s.argv for s in plan.steps], files)
 
 
 def _so_far(secs: float, step: Step) -> str:

@@ -17,6 +17,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from toolsft.demo.plan import Plan, Step
+from toolsft.demo.record import Finished, clear_record, read_record, write_record
 from toolsft.errors import ToolsftError
 
 logger = logging.getLogger(__name__)
@@ -29,13 +30,16 @@ class StepResult:
     seconds: float
     log: Path
     peak_rss_mb: float
+    skipped: bool = False
+    """Finished by an earlier run (`--resume`): seconds and exit code are that run's."""
 
 
 class StepFailed(ToolsftError, RuntimeError):
     def __init__(self, result: StepResult) -> None:
         tail = _tail(result.log, 25)
         super().__init__(
-            f"step '{result.step.name}' failed (exit {result.returncode}); log: {result.log}\n{tail}"
+            f"step '{result.step.name}' failed (exit {result.returncode}); log: {result.log}; "
+            f"once fixed, the same command with --resume continues from this step\n{tail}"
         )
         self.result = result
 
@@ -101,43 +105,86 @@ def run_plan(
     spent: float = 0.0,
     on_tick: Callable[[Step, float], None] | None = None,
     tick_s: float = 5.0,
+    key: str = "",
+    resume: bool = False,
 ) -> list[StepResult]:
     """Run every step in order. A timed training step (`Step.time_share`) gets `--max-time`
     from what is left of the budget when it starts; `spent` seconds of it were used before the
     run (`make demo`'s set-up). `on_start` gets the step as it runs and the estimated seconds
     left in the whole run; `on_tick` the step and its seconds so far, every `tick_s` while it
-    runs (a 150-minute run must not sit silent for an hour-long stage)."""
+    runs (a 150-minute run must not sit silent for an hour-long stage); `on_end` each result.
+
+    Each finished step is recorded under `key` (`toolsft.demo.record`). With `resume`, the
+    steps an earlier run of the same plan finished are skipped (their results, with
+    `skipped`, go to `on_end`), and their seconds count as spent: the time budget covers the
+    whole demo, as if they had just run."""
     logs.mkdir(parents=True, exist_ok=True)
+    finished = _resumable(plan, read_record(logs, key)) if resume else []
+    if not resume:
+        clear_record(logs)
     # an earlier run's step logs (numbered by its own plan) would sit beside this run's
-    for path in (*plan.stale, *logs.glob("[0-9][0-9]-*.log")):
-        path.unlink(missing_ok=True)
+    kept = {_log(logs, i, s).name for i, s in enumerate(plan.steps[: len(finished)])}
+    stale = plan.stale if len(finished) < len(plan.steps) else ()
+    for path in (*stale, *logs.glob("[0-9][0-9]-*.log")):
+        if path.name not in kept or path in stale:
+            path.unlink(missing_ok=True)
     done: list[StepResult] = []
     measured: dict[str, float] = {}
-    t0 = clock() - spent
+    t0 = clock() - spent - sum(f.seconds for f in finished)
     for i, step in enumerate(plan.steps):
-        if step.time_share and plan.budget.demo.minutes:
-            secs = stage_seconds(plan, i, clock() - t0, measured)
-            step = replace(
-                step, argv=(*step.argv, "--max-time", f"{secs:.0f}"), est_s=secs + step.overhead_s
+        if i < len(finished):
+            res = StepResult(
+                step, finished[i].returncode, finished[i].seconds, _log(logs, i, step), 0.0, True
             )
-        else:  # the final eval's estimate scales with the base eval's measured time
-            step = replace(step, est_s=estimate(step, measured))
-        if on_start:
-            on_start(step, remaining_s(plan, i, clock() - t0, measured))
-        tick = (lambda secs, step=step: on_tick(step, secs)) if on_tick else None
-        res = run_step(
-            step,
-            logs / f"{i:02d}-{re.sub(r'[^A-Za-z0-9]+', '_', step.name).strip('_')}.log",
-            tick,
-            tick_s,
-        )
+        else:
+            res = _run_one(plan, i, step, logs, measured, clock() - t0, on_start, on_tick, tick_s)
         done.append(res)
         measured[step.name] = res.seconds
         if on_end:
             on_end(res)
         if res.returncode not in step.ok_codes:
             raise StepFailed(res)
+        write_record(logs, key, [Finished(r.step.name, r.seconds, r.returncode) for r in done])
     return done
+
+
+def _resumable(plan: Plan, record: list[Finished]) -> list[Finished]:
+    """The longest prefix of the plan's steps that the record lists, in the same order."""
+    out: list[Finished] = []
+    for step, fin in zip(plan.steps, record, strict=False):
+        if fin.name != step.name or fin.returncode not in step.ok_codes:
+            break
+        out.append(fin)
+    return out
+
+
+def _log(logs: Path, i: int, step: Step) -> Path:
+    return logs / f"{i:02d}-{re.sub(r'[^A-Za-z0-9]+', '_', step.name).strip('_')}.log"
+
+
+def _run_one(
+    plan: Plan,
+    i: int,
+    step: Step,
+    logs: Path,
+    measured: dict[str, float],
+    elapsed: float,
+    on_start: Callable[[Step, float], None] | None,
+    on_tick: Callable[[Step, float], None] | None,
+    tick_s: float,
+) -> StepResult:
+    """Step `i`, `elapsed` seconds into the time budget: a timed stage gets its `--max-time`."""
+    if step.time_share and plan.budget.demo.minutes:
+        secs = stage_seconds(plan, i, elapsed, measured)
+        step = replace(
+            step, argv=(*step.argv, "--max-time", f"{secs:.0f}"), est_s=secs + step.overhead_s
+        )
+    else:  # the final eval's estimate scales with the base eval's measured time
+        step = replace(step, est_s=estimate(step, measured))
+    if on_start:
+        on_start(step, remaining_s(plan, i, elapsed, measured))
+    tick = (lambda secs: on_tick(step, secs)) if on_tick else None
+    return run_step(step, _log(logs, i, step), tick, tick_s)
 
 
 def run_step(
@@ -155,15 +202,39 @@ def run_step(
         fh.write("$ toolsft " + " ".join(step.argv) + "\n")
         fh.flush()
         proc = subprocess.Popen(argv, stdout=fh, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-        while True:
-            try:
-                rc = proc.wait(timeout=tick_s if on_tick else None)
-                break
-            except subprocess.TimeoutExpired:
-                assert on_tick is not None
-                on_tick(time.perf_counter() - t0)
+        try:
+            rc = _wait(proc, on_tick, tick_s, t0)
+        except BaseException:  # Ctrl-C, SIGTERM: the step must not outlive the demo
+            _stop(proc)
+            raise
     peak = _peak_rss_mb()
     return StepResult(step, rc, time.perf_counter() - t0, log, peak)
+
+
+def _wait(
+    proc: subprocess.Popen[bytes],
+    on_tick: Callable[[float], None] | None,
+    tick_s: float,
+    t0: float,
+) -> int:
+    while True:
+        try:
+            return proc.wait(timeout=tick_s if on_tick else None)
+        except subprocess.TimeoutExpired:
+            assert on_tick is not None
+            on_tick(time.perf_counter() - t0)
+
+
+def _stop(proc: subprocess.Popen[bytes], grace_s: float = 30.0) -> None:
+    """SIGTERM (train and eval then remove their partial output), SIGKILL after `grace_s`."""
+    if proc.poll() is not None:
+        return
+    proc.terminate()
+    try:
+        proc.wait(timeout=grace_s)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
 
 
 def _peak_rss_mb() -> float:
