@@ -557,3 +557,37 @@ def test_a_stopped_demo_stops_its_running_step(tmp_path: Path, monkeypatch) -> N
     pid = int(pid_file.read_text())
     with pytest.raises(ProcessLookupError):
         os.kill(pid, 0)
+
+
+def test_an_evaluation_stopped_half_way_starts_over_or_continues_with_resume(
+    tmp_path: Path, monkeypatch
+) -> None:
+    """`toolsft eval` refuses to write over an unfinished run's predictions: a new demo
+    removes them first; `demo --resume` continues that evaluation with `eval --resume`."""
+    import toolsft.demo.run as run
+
+    plan = _timed_plan(tmp_path, minutes=10)
+    base = next(s for s in plan.steps if s.name == "eval base")
+    assert base.fresh and base.resume_argv == ("--resume",)
+    logs, now = tmp_path / "logs", [0.0]
+    fake, _ = _fake_steps(now, fail="eval base")
+    monkeypatch.setattr(run, "run_step", fake)
+    with pytest.raises(run.StepFailed):
+        run.run_plan(plan, logs, clock=lambda: now[0], key="k")
+    for path in base.fresh:  # what the stopped evaluation left
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("half\n")
+    seen: dict[str, tuple[tuple[str, ...], bool]] = {}
+
+    def look(step, log, *_):  # type: ignore[no-untyped-def]
+        seen[step.name] = (step.argv, any(p.exists() for p in step.fresh))
+        return run.StepResult(step, 0, 1.0, log, 1.0)
+
+    monkeypatch.setattr(run, "run_step", look)
+    run.run_plan(plan, logs, clock=lambda: now[0], key="k", resume=True)
+    assert seen["eval base"][0][-1] == "--resume" and seen["eval base"][1]  # kept, continued
+    assert "--resume" not in seen["eval final"][0]
+    for path in base.fresh:
+        path.write_text("half\n")
+    run.run_plan(plan, logs, clock=lambda: now[0], key="k")  # a new demo: start it over
+    assert "--resume" not in seen["eval base"][0] and not seen["eval base"][1]

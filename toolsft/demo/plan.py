@@ -46,6 +46,12 @@ class Step:
     """Estimate this step as `factor` times what step `name` took, once that one has run."""
     ok_codes: tuple[int, ...] = (0,)
     """Exit codes that let the run go on (the gate's 1, a regression, is a verdict)."""
+    fresh: tuple[Path, ...] = ()
+    """Files removed before the step runs from the start: an evaluation refuses to write over
+    the predictions of an earlier run that was stopped half-way."""
+    resume_argv: tuple[str, ...] = ()
+    """Added when `demo --resume` continues this step, the one an earlier run stopped in,
+    instead of starting it over (`eval --resume` keeps the predictions already made)."""
 
 
 @dataclass(frozen=True)
@@ -131,6 +137,8 @@ def build_plan(
             "eval base",
             (*eval_common, "--model", b.model, "--name", "base", "--out", str(evals[0].report)),
             start_s + per_model_s,
+            fresh=_predictions(evals[0].report),
+            resume_argv=("--resume",),
         )
     )
     for stage, n in enumerate(b.max_steps, start=1):
@@ -170,6 +178,8 @@ def build_plan(
             (*eval_common, "--jobs", str(jobs_file)),
             start_s + (len(evals) - 1) * per_model_s,
             like=("eval base", b.demo.final_eval_factor),
+            fresh=tuple(f for e in evals[1:] for f in _predictions(e.report)),
+            resume_argv=("--resume",),
         )
     )
     steps.append(
@@ -203,6 +213,13 @@ def build_plan(
     return Plan(
         b, tuple(steps), tuple(evals), jobs_file, runs, reports, baseline, final_results, stale
     )
+
+
+def _predictions(report: Path) -> tuple[Path, ...]:
+    """What `toolsft eval` keeps in --out for `--resume`."""
+    from toolsft.eval.resume import PREDICTIONS, RESUME
+
+    return (report / PREDICTIONS, report / RESUME)
 
 
 def write_jobs(plan: Plan) -> Path:

@@ -137,6 +137,11 @@ def run_plan(
                 step, finished[i].returncode, finished[i].seconds, _log(logs, i, step), 0.0, True
             )
         else:
+            if resume and i == len(finished) and step.resume_argv:
+                step = replace(step, argv=(*step.argv, *step.resume_argv))  # where it stopped
+            else:
+                for path in step.fresh:
+                    path.unlink(missing_ok=True)
             res = _run_one(plan, i, step, logs, measured, clock() - t0, on_start, on_tick, tick_s)
         done.append(res)
         measured[step.name] = res.seconds
