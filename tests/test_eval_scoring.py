@@ -171,6 +171,11 @@ def drop_facts(ex: Example, turn: int, text: str) -> str | None:
     return "Done." if ex.meta["kind"] in ("result", "tool_error") and turn == 1 else None
 
 
+def answer_without_call(ex: Example, turn: int, text: str) -> str | None:
+    """An answer where a tool result was needed: it has no facts to state, so it states none."""
+    return "All done, it is on its way." if ex.meta["kind"] == "result" and turn == 0 else None
+
+
 def forbidden_phrase(ex: Example, turn: int, text: str) -> str | None:
     phrase = SUITE.policy.forbidden_phrases[0]
     return f"{text} {phrase}" if ex.meta["kind"] == "no_tool" else None
@@ -208,6 +213,11 @@ CASES = {
     ),
     "call_on_irrelevant": (call_on_irrelevant, ALWAYS | {"irrelevance_recall"}, set()),
     "drop_facts": (drop_facts, ALWAYS | {"answer_facts", "bleu", "rouge_l"}, set()),
+    "answer_without_call": (
+        answer_without_call,
+        ALWAYS | {"tool_selection", "answer_facts"},
+        {"arg_accuracy", "arg_exact", "irrelevance_precision", "bleu", "rouge_l"},
+    ),
     "forbidden_phrase": (forbidden_phrase, ALWAYS | {"compliance", "compliance_violations"}, set()),
     "pii_reply": (pii_reply, ALWAYS | {"compliance", "compliance_violations"}, set()),
     "swap_parallel": (swap_parallel, set(), set()),

@@ -132,10 +132,13 @@ def episode_facts(ep: Episode, suite: Suite | None) -> tuple[str, ...]:
 
     When the model's calls equal the gold calls the row's own facts apply; an equivalent but
     differently written call (e.g. an explicit default) gets other mock results, so its facts
-    are recomputed from those results with the generator's own rendering.
+    are recomputed from those results with the generator's own rendering. An episode that got
+    no result at all (no call, or none executed) must still state the row's facts: otherwise
+    an answer with nothing to ground it would pass on an empty list of facts.
     """
     gold = ep.example.expected
-    if sorted(map(canonical, ep.calls)) == sorted(map(canonical, gold.calls)) or suite is None:
+    same = sorted(map(canonical, ep.calls)) == sorted(map(canonical, gold.calls))
+    if same or suite is None or not any(t.results for t in ep.turns):
         return gold.facts
     from toolsft.gen.answers import facts_of
 
