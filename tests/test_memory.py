@@ -205,3 +205,22 @@ def test_the_estimate_bounds_a_measured_peak(
     got = json.loads(out.stdout.strip().splitlines()[-1])
     bound = got["before"] + got["estimate"]
     assert got["peak"] <= 1.15 * bound and bound <= 4 * got["peak"], got
+
+
+PEAK_OF_CHILD = """
+import subprocess, sys
+held = bytearray(1024 * 2**20)
+held[:: 4096] = b"x" * len(held[:: 4096])  # touch every page: 1 GiB resident
+code = "from toolsft.train.runner import peak_memory_gb; print(peak_memory_gb(None))"
+print(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stdout)
+"""
+
+
+def test_a_trainer_reports_its_own_peak_not_its_parents() -> None:
+    """ru_maxrss survives fork and exec on Linux: a child of a 1 GiB process read 1 GiB (the
+    calibration test above failed in CI for it, started from a grown pytest process)."""
+    out = subprocess.run(
+        [sys.executable, "-c", PEAK_OF_CHILD], capture_output=True, text=True, check=True
+    )
+    child_gb = float(out.stdout.strip())
+    assert 0 < child_gb < 0.5, child_gb

@@ -338,9 +338,24 @@ def peak_memory_gb(device: Any) -> float:
         import torch
 
         return torch.cuda.max_memory_allocated() / 2**30
-    import resource
+    return peak_rss_bytes() / 2**30
 
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # KiB on Linux
+
+def peak_rss_bytes() -> int:
+    """This process's own peak resident memory. Linux's VmHWM, not ru_maxrss: Linux carries
+    ru_maxrss over from the parent through fork and exec, so a trainer started by a 1.6 GB
+    process (a test runner, a notebook) reported 1.6 GB whatever it used itself."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    import resource
+    import sys
+
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak if sys.platform == "darwin" else peak * 1024  # bytes on macOS, KiB elsewhere
 
 
 def _finish(
