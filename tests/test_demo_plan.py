@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -591,3 +592,40 @@ def test_an_evaluation_stopped_half_way_starts_over_or_continues_with_resume(
         path.write_text("half\n")
     run.run_plan(plan, logs, clock=lambda: now[0], key="k")  # a new demo: start it over
     assert "--resume" not in seen["eval base"][0] and not seen["eval base"][1]
+
+
+STEP_PEAKS = """
+import json, sys, types
+from pathlib import Path
+import toolsft.demo.run as run
+from toolsft.demo.plan import Step
+
+tmp, fake = Path(sys.argv[1]), sys.argv[2]
+run.sys = types.SimpleNamespace(executable=fake)
+peaks = [run.run_step(Step(f"alloc {mb}", (mb,), 1.0), tmp / f"{mb}.log").peak_rss_mb
+         for mb in ("400", "1")]
+print(json.dumps(peaks))
+"""
+
+
+def test_each_step_reports_its_own_peak_memory(tmp_path: Path) -> None:
+    """A step that allocates 400 MB, then one that allocates 1 MB: the second is not printed
+    with the first one's peak (RUSAGE_CHILDREN gives the largest step so far). Driven from a
+    small process: a child's peak includes what its parent held when it started."""
+    import subprocess
+    import sys
+
+    fake = tmp_path / "python"
+    alloc = (
+        "import sys; b = bytearray(int(sys.argv[-1]) * 2**20); b[::4096] = b'x' * len(b[::4096])"
+    )
+    fake.write_text(f'#!/bin/sh\nexec {sys.executable} -c "{alloc}" "$@"\n')
+    fake.chmod(0o755)
+    out = subprocess.run(
+        [sys.executable, "-c", STEP_PEAKS, str(tmp_path), str(fake)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    big, small = json.loads(out.stdout.strip().splitlines()[-1])
+    assert big >= 400 and small < 200, (big, small)
