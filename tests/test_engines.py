@@ -405,6 +405,25 @@ def test_replay_formats_and_missing_keys(tmp_path: Path) -> None:
         load_predictions(f)
 
 
+def test_replay_keeps_what_the_eval_recorded(tmp_path: Path) -> None:
+    """Re-scoring a past run: a reply cut at --max-tokens stays cut (it passed as finished
+    text before, and a base model's 7.3% re-scored as 22.3%)."""
+    f = tmp_path / "predictions.jsonl"
+    rows = [
+        {"key": "a#0@0", "text": "x y", "finish_reason": "length", "output_tokens": 192},
+        {"key": "b#0@0", "text": "z", "ttft_s": 0.1},
+    ]
+    f.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    cut, plain = ReplayEngine(f).generate(
+        [Request([], key="a#0@0"), Request([], key="b#0@0")], Decoding()
+    )
+    assert (cut.finish_reason, cut.output_tokens) == ("length", 192)
+    assert (plain.finish_reason, plain.output_tokens) == ("stop", 1)
+    f.write_text('{"key": "a#0@0", "text": "x", "finish_reason": 3}\n')
+    with pytest.raises(EngineError, match="predictions.jsonl:1.*finish_reason"):
+        ReplayEngine(f)
+
+
 def test_unknown_engine() -> None:
     with pytest.raises(EngineError, match="unknown"):
         make_engine("nope")

@@ -29,8 +29,11 @@ def request_key(row_id: str, sample: int, turn: int) -> str:
     return f"{row_id}#{sample}@{turn}"
 
 
-def load_predictions(path: str | Path) -> dict[str, str]:
-    """Read `{"key", "text"}` lines, or `{"id", "turns": [...], "sample"?}` lines.
+def load_predictions(
+    path: str | Path, recorded: dict[str, Recorded] | None = None
+) -> dict[str, str]:
+    """Read `{"key", "text"}` lines, or `{"id", "turns": [...], "sample"?}` lines. An eval's
+    own lines also carry `finish_reason` and `output_tokens`: `recorded` gets them by key.
 
     Errors name the file and the line. Lines are split at `\\n` only: a model's text may hold
     a raw U+2028, which `str.splitlines` would cut. A file with no prediction is refused: it
@@ -45,7 +48,10 @@ def load_predictions(path: str | Path) -> dict[str, str]:
     out: dict[str, str] = {}
     for n, raw in enumerate(data.split(b"\n"), 1):
         if raw.strip():
-            out.update(_entries(file, n, _json_line(file, n, raw)))
+            obj = _json_line(file, n, raw)
+            out.update(_entries(file, n, obj))
+            if recorded is not None and "key" in obj:
+                recorded[str(obj["key"])] = _recorded(file, n, obj)
     if not out:
         raise EngineError("holds no prediction: every episode would score as a miss", file=file)
     return out
@@ -84,15 +90,35 @@ def _entries(file: Path, n: int, obj: Any) -> dict[str, str]:
     )
 
 
+Recorded = tuple[str | None, int | None]
+"""A past generation's finish_reason and output token count, as its eval recorded them."""
+
+
+def _recorded(file: Path, n: int, obj: Mapping[str, Any]) -> Recorded:
+    finish, tokens = obj.get("finish_reason"), obj.get("output_tokens")
+    if finish is not None and not isinstance(finish, str):
+        raise EngineError("field finish_reason must be a string", file=file, where=n, value=finish)
+    if tokens is not None and (
+        not isinstance(tokens, int) or isinstance(tokens, bool) or tokens < 0
+    ):
+        raise EngineError("field output_tokens must be a count", file=file, where=n, value=tokens)
+    return finish, tokens
+
+
 class ReplayEngine:
-    """Answers each request with the scripted text for its key."""
+    """Answers each request with the scripted text for its key. Replaying an eval's own
+    predictions.jsonl keeps each reply's recorded finish_reason: a reply the model ran to
+    --max-tokens stays cut (scored as a failure) instead of passing as finished text."""
 
     name = "replay"
 
     def __init__(self, predictions: Mapping[str, str] | str | Path) -> None:
         self.source = None if isinstance(predictions, Mapping) else str(predictions)
+        self.recorded: dict[str, Recorded] = {}
         self.script = (
-            dict(predictions) if isinstance(predictions, Mapping) else load_predictions(predictions)
+            dict(predictions)
+            if isinstance(predictions, Mapping)
+            else load_predictions(predictions, self.recorded)
         )
 
     def info(self) -> dict[str, Any]:
@@ -109,8 +135,13 @@ class ReplayEngine:
                 logger.warning("replay: no prediction for %s", r.key)
                 out.append(Generation(text="", finish_reason=MISSING))
             else:
+                finish, tokens = self.recorded.get(r.key, (None, None))
                 out.append(
-                    Generation(text=text, output_tokens=len(text.split()), finish_reason="stop")
+                    Generation(
+                        text=text,
+                        output_tokens=len(text.split()) if tokens is None else tokens,
+                        finish_reason=finish or "stop",
+                    )
                 )
         return out
 
