@@ -12,11 +12,13 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from toolsft.chat.template import render_assistant
 from toolsft.engines.base import Decoding, EngineError, Generation, Request
+from toolsft.engines.predictions import generation
 from toolsft.types import Example, ToolCall
 
 logger = logging.getLogger(__name__)
@@ -30,7 +32,7 @@ def request_key(row_id: str, sample: int, turn: int) -> str:
 
 
 def load_predictions(
-    path: str | Path, recorded: dict[str, Recorded] | None = None
+    path: str | Path, recorded: dict[str, Generation] | None = None
 ) -> dict[str, str]:
     """Read `{"key", "text"}` lines, or `{"id", "turns": [...], "sample"?}` lines. An eval's
     own lines also carry `finish_reason` and `output_tokens`: `recorded` gets them by key.
@@ -90,19 +92,21 @@ def _entries(file: Path, n: int, obj: Any) -> dict[str, str]:
     )
 
 
-Recorded = tuple[str | None, int | None]
-"""A past generation's finish_reason and output token count, as its eval recorded them."""
+def _recorded(file: Path, n: int, obj: Mapping[str, Any]) -> Generation:
+    """What a past eval recorded of one turn: its finish_reason and output token count (the
+    format and its checks are `toolsft.engines.predictions`'). A line without a count (one
+    written by hand) counts words; one without a finish_reason finished."""
+    text = str(obj["text"])
+    try:
+        past = generation(obj, text)
+    except ValueError as exc:
+        raise EngineError(f"not a prediction ({exc})", file=file, where=n) from exc
+    tokens = past.output_tokens if "output_tokens" in obj else _words(text)
+    return Generation(text=text, output_tokens=tokens, finish_reason=past.finish_reason or "stop")
 
 
-def _recorded(file: Path, n: int, obj: Mapping[str, Any]) -> Recorded:
-    finish, tokens = obj.get("finish_reason"), obj.get("output_tokens")
-    if finish is not None and not isinstance(finish, str):
-        raise EngineError("field finish_reason must be a string", file=file, where=n, value=finish)
-    if tokens is not None and (
-        not isinstance(tokens, int) or isinstance(tokens, bool) or tokens < 0
-    ):
-        raise EngineError("field output_tokens must be a count", file=file, where=n, value=tokens)
-    return finish, tokens
+def _words(text: str) -> int:
+    return len(text.split())
 
 
 class ReplayEngine:
@@ -114,7 +118,7 @@ class ReplayEngine:
 
     def __init__(self, predictions: Mapping[str, str] | str | Path) -> None:
         self.source = None if isinstance(predictions, Mapping) else str(predictions)
-        self.recorded: dict[str, Recorded] = {}
+        self.recorded: dict[str, Generation] = {}
         self.script = (
             dict(predictions)
             if isinstance(predictions, Mapping)
@@ -135,13 +139,11 @@ class ReplayEngine:
                 logger.warning("replay: no prediction for %s", r.key)
                 out.append(Generation(text="", finish_reason=MISSING))
             else:
-                finish, tokens = self.recorded.get(r.key, (None, None))
+                past = self.recorded.get(r.key)
                 out.append(
-                    Generation(
-                        text=text,
-                        output_tokens=len(text.split()) if tokens is None else tokens,
-                        finish_reason=finish or "stop",
-                    )
+                    replace(past, extra={})
+                    if past is not None
+                    else Generation(text=text, output_tokens=_words(text), finish_reason="stop")
                 )
         return out
 

@@ -1,7 +1,8 @@
 """predictions.jsonl written as the run goes, and `toolsft eval --resume` from it.
 
 Each model turn is appended the moment it is made (one JSON line, flushed), under its replay
-key (`toolsft.engines.replay.request_key`) with the engine's own numbers, so a killed run
+key (`toolsft.engines.replay.request_key`) with the engine's own numbers
+(`toolsft.engines.predictions`), so a killed run
 keeps everything it paid for and `--engine replay` reads the file as is. Beside it,
 `resume.json` records what identifies the run (suite, rows, model, options): `--resume`
 continues only the same run, reads the turns already made and asks the engine for the rest.
@@ -19,6 +20,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from toolsft.engines.base import Generation
+from toolsft.engines.predictions import parse_prediction, prediction_line
 from toolsft.errors import ToolsftError, short_repr
 from toolsft.io import atomic_write
 
@@ -27,46 +29,11 @@ logger = logging.getLogger(__name__)
 RESUME_SCHEMA = "toolsft.eval.resume/1"
 PREDICTIONS = "predictions.jsonl"
 RESUME = "resume.json"
-GEN_FIELDS = ("prompt_tokens", "output_tokens", "ttft_s", "latency_s", "finish_reason")
 _SHOWN_DIFFS = 3
 
 
 class ResumeError(ToolsftError, ValueError):
     """A run folder that `--resume` cannot continue; the message says what differs or broke."""
-
-
-def prediction_line(key: str, gen: Generation) -> str:
-    """One line of predictions.jsonl. ASCII-escaped, so any text the engine returned (even a
-    lone surrogate, which UTF-8 cannot encode) is written and reads back exactly."""
-    obj: dict[str, Any] = {"key": key, "text": gen.text}
-    obj.update((k, getattr(gen, k)) for k in GEN_FIELDS)
-    return json.dumps(obj, ensure_ascii=True) + "\n"
-
-
-def parse_prediction(raw: bytes) -> tuple[str, Generation]:
-    """A predictions.jsonl line back into (key, Generation); ValueError when it is not one."""
-    obj = json.loads(raw.decode("utf-8"))
-    if not isinstance(obj, dict):
-        raise ValueError(f"a JSON {type(obj).__name__}, not an object")
-    key, text = obj.get("key"), obj.get("text")
-    if not isinstance(key, str) or not isinstance(text, str):
-        raise ValueError("needs string fields key and text")
-    gen = Generation(text=text)
-    for name in ("prompt_tokens", "output_tokens"):
-        value = obj.get(name, 0)
-        if not isinstance(value, int) or isinstance(value, bool) or value < 0:
-            raise ValueError(f"{name} is not a count: {short_repr(value)}")
-        setattr(gen, name, value)
-    for name in ("ttft_s", "latency_s"):
-        value = obj.get(name)
-        if value is not None and (isinstance(value, bool) or not isinstance(value, int | float)):
-            raise ValueError(f"{name} is not a number: {short_repr(value)}")
-        setattr(gen, name, None if value is None else float(value))
-    finish = obj.get("finish_reason")
-    if finish is not None and not isinstance(finish, str):
-        raise ValueError(f"finish_reason is not a string: {short_repr(finish)}")
-    gen.finish_reason = finish
-    return key, gen
 
 
 def read_log(data: bytes, file: Path) -> tuple[dict[str, Generation], int]:

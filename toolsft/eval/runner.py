@@ -16,11 +16,12 @@ from pathlib import Path
 from typing import Any
 
 from toolsft.engines.base import Decoding, Engine, EngineError
+from toolsft.engines.predictions import GEN_FIELDS
 from toolsft.errors import ToolsftError
 from toolsft.eval.data import EvalData, load_eval_data
 from toolsft.eval.episodes import MAX_TURNS, BatchStat, Episode, describe, run_episodes
 from toolsft.eval.metrics import N_BOOTSTRAP, aggregate, pass_hat_k, percentiles
-from toolsft.eval.resume import GEN_FIELDS, PredictionLog
+from toolsft.eval.resume import PredictionLog
 from toolsft.eval.scoring import Verdict, groups_of, score_episode
 from toolsft.schema.suite import Suite, load_suite
 from toolsft.types import STAGES
