@@ -44,9 +44,10 @@ def main() -> None:
     from toolsft.gen.writer import write_dataset
     from toolsft.models import resolve_model
     from toolsft.schema.suite import load_suite
-    from toolsft.train.data import encode, read_rows, stage_file
+    from toolsft.train.data import read_rows, stage_file
     from toolsft.train.packing import pack_rows
     from toolsft.train.templates import choose_template
+    from toolsft.train.tokenize import encode
 
     home = Path(os.environ.get("TOOLSFT_HOME", Path.home() / ".cache" / "toolsft"))
     tok = AutoTokenizer.from_pretrained(resolve_model(args.model, home))

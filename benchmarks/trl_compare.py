@@ -83,9 +83,10 @@ def fitting(args: argparse.Namespace, train: Path, lines: list[str]) -> list[str
     them, so both get only these."""
     from toolsft.models import resolve_model
     from toolsft.train.config import load_config
-    from toolsft.train.data import read_rows, tokenize_rows
+    from toolsft.train.data import read_rows
     from toolsft.train.runner import _load_tokenizer
     from toolsft.train.templates import choose_template
+    from toolsft.train.tokenize import tokenize_rows
 
     cfg = load_config(Path(args.config) if args.config else None, args.stage, {})
     limit = args.max_length or cfg.max_length

@@ -148,7 +148,7 @@ def make_dataset(
             path.write_text(
                 "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8"
             )
-    from toolsft.io import write_manifest
+    from toolsft.manifest import write_manifest
 
     manifest = {"seed": seed, "suite_hash": "fixture-suite-hash", "toolsft_version": "test"}
     write_manifest(root, manifest)  # every file's sha256, as `toolsft gen` writes it

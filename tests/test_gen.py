@@ -21,7 +21,7 @@ from toolsft.eval.data import read_rows
 from toolsft.gen.answers import facts_of
 from toolsft.gen.pipeline import GenConfig, generate
 from toolsft.gen.writer import write_dataset
-from toolsft.io import verify_dataset
+from toolsft.manifest import verify_dataset
 from toolsft.schema.suite import load_suite
 from toolsft.schema.validate import call_errors
 from toolsft.types import Example, ToolCall

@@ -23,7 +23,7 @@ from helpers import DEFAULT_SUITE, make_dataset
 from helpers import error_line as _error_line
 
 from toolsft.cli.main import cli
-from toolsft.io import verify_dataset, write_manifest
+from toolsft.manifest import verify_dataset, write_manifest
 from toolsft.train.data import check_dataset
 
 REPO = Path(__file__).resolve().parents[1]

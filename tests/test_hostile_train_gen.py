@@ -25,7 +25,7 @@ from helpers import DEFAULT_SUITE, make_dataset
 from helpers import error_line as _error_line
 
 from toolsft.cli.main import cli
-from toolsft.io import verify_dataset
+from toolsft.manifest import verify_dataset
 
 tiny_data = fixtures_train.tiny_data
 tiny_home = fixtures_train.tiny_home

@@ -283,8 +283,8 @@ def test_gen_suite_order_lists_every_tool_in_suite_order() -> None:
 
 
 def test_pack_stage_warns_when_rows_share_nothing(caplog: pytest.LogCaptureFixture) -> None:
-    from toolsft.train.data import Encoded
     from toolsft.train.packing import pack_stage
+    from toolsft.train.tokenize import Encoded
 
     rows = [_row([k * 10 + j for j in range(5)], [1], [2, 3]) for k in range(4)]
     enc = Encoded([r[0] for r in rows], [r[1] for r in rows], _rows("s", 4, 1))

@@ -14,7 +14,8 @@ from fixtures_train import make_row, tiny_config
 
 from toolsft.chat.template import CHAT_TEMPLATE
 from toolsft.train.checks import CheckError, check_masks, check_parity
-from toolsft.train.data import DataError, Row, encode, mix_replay, read_rows
+from toolsft.train.data import DataError, Row, mix_replay, read_rows
+from toolsft.train.tokenize import encode
 
 # Shared fixtures (defined once in tests/fixtures_train.py).
 tiny_data = fixtures_train.tiny_data

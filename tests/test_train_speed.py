@@ -52,7 +52,7 @@ def _tokenizer(home: Path) -> Any:
 
 def _reference(tok: Any, rows: list[Any], weight: float) -> list[tuple[Any, ...]]:
     """Row by row through `apply_chat_template`, text rendered again for the weights."""
-    from toolsft.train.data import encode_row, render_row
+    from toolsft.train.tokenize import encode_row, render_row
     from toolsft.train.weights import row_weights
 
     out = []
@@ -73,7 +73,7 @@ def _stage_rows(data: Path, stage: int) -> list[Any]:
 def test_batched_encoding_equals_row_by_row(
     tiny_home: Path, grouped_data: Path, tiny_data: Path, stage: int, monkeypatch: Any
 ) -> None:
-    from toolsft.train import data as data_mod
+    from toolsft.train import tokenize as data_mod
 
     tok = _tokenizer(tiny_home)
     rows = _stage_rows(grouped_data, stage) + _stage_rows(tiny_data, stage)
@@ -86,7 +86,7 @@ def test_batched_encoding_equals_row_by_row(
 
 
 def test_encode_keeps_its_output_and_drops(tiny_home: Path, grouped_data: Path) -> None:
-    from toolsft.train.data import encode, encode_row
+    from toolsft.train.tokenize import encode, encode_row
 
     tok = _tokenizer(tiny_home)
     rows = _stage_rows(grouped_data, 2)
@@ -101,7 +101,7 @@ def test_encode_keeps_its_output_and_drops(tiny_home: Path, grouped_data: Path) 
 
 
 def test_a_slow_tokenizer_takes_the_row_by_row_path(tiny_home: Path, tiny_data: Path) -> None:
-    from toolsft.train.data import tokenize_rows
+    from toolsft.train.tokenize import tokenize_rows
 
     tok = _tokenizer(tiny_home)
 

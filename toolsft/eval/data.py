@@ -15,14 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from toolsft.io import (
-    MANIFEST,
-    DataError,
-    find_manifest_root,
-    read_manifest,
-    sha256_file,
-    verify_dataset,
-)
+from toolsft.io import DataError, sha256_file
+from toolsft.manifest import MANIFEST, find_manifest_root, read_manifest, verify_dataset
 from toolsft.types import STAGES, Example
 
 

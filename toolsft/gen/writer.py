@@ -19,15 +19,14 @@ from typing import Any
 
 from toolsft.fastjson import row_of
 from toolsft.io import (
-    MANIFEST,
     DataError,
     atomic_write,
     clear_dead_partials,
     partial_dir,
     sigterm_unwinds,
     swap_dir,
-    write_manifest,
 )
+from toolsft.manifest import MANIFEST, write_manifest
 from toolsft.types import Example, dumps
 
 logger = logging.getLogger(__name__)

@@ -20,7 +20,8 @@ from typing import Any
 
 from toolsft.chat.parse import parse_assistant
 from toolsft.errors import ToolsftError
-from toolsft.train.data import Encoded, Row, mask_spans
+from toolsft.train.data import Row
+from toolsft.train.tokenize import Encoded, mask_spans
 from toolsft.types import ToolCall
 
 logger = logging.getLogger(__name__)

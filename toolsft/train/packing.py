@@ -21,7 +21,7 @@ from itertools import compress, count
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from toolsft.train.data import Encoded
+    from toolsft.train.tokenize import Encoded
 
 logger = logging.getLogger(__name__)
 

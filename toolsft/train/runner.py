@@ -25,10 +25,8 @@ from toolsft.train.curriculum import (
     weights_dir,
 )
 from toolsft.train.data import (
-    Encoded,
     Row,
     cap,
-    encode,
     file_sha256,
     manifest_hash,
     mix_replay,
@@ -36,6 +34,7 @@ from toolsft.train.data import (
     stage_file,
 )
 from toolsft.train.packing import PackCollator, Packs, pack_stage
+from toolsft.train.tokenize import Encoded, encode
 
 logger = logging.getLogger(__name__)
 
