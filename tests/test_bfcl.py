@@ -24,7 +24,8 @@ from toolsft.eval.bfcl import (
     read_predictions,
     to_json_schema,
 )
-from toolsft.eval.bfcl_checker import check, checker_kind, fc_name, standardize
+from toolsft.eval.bfcl_checker import check, checker_kind, fc_name
+from toolsft.eval.bfcl_values import standardize
 from toolsft.types import ToolCall
 
 BFCL = Path(__file__).resolve().parents[1].parent / "shared" / "bfcl"

@@ -22,14 +22,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from toolsft.eval.bfcl_checker import (
-    BfclDocError,
-    Verdict,
-    check,
-    check_undecodable,
-    checker_kind,
-    fc_name,
-)
+from toolsft.eval.bfcl_checker import check, check_undecodable, checker_kind, fc_name
+from toolsft.eval.bfcl_values import BfclDocError, Verdict
 from toolsft.types import ToolCall, ToolSpec
 
 log = logging.getLogger(__name__)

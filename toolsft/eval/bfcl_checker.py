@@ -27,49 +27,17 @@ else about a name changes: no length limit, no other character replaced, no mapp
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
 
-from toolsft.errors import ToolsftError
+from toolsft.eval.bfcl_values import (
+    OK,
+    BfclDocError,
+    Verdict,
+    check_param,
+    fail,
+)
 from toolsft.types import ToolCall
-
-PYTHON_TYPES: dict[str, type] = {
-    "string": str,
-    "integer": int,
-    "float": float,
-    "boolean": bool,
-    "array": list,
-    "tuple": list,
-    "dict": dict,
-    "any": str,
-}
-"""BFCL's dialect -> the Python type a decoded value must have (exactly: bool is not int)."""
-
-_ALIASES = {"number": "float", "object": "dict"}
-_NESTED = ("array", "tuple")
-_STRIP = re.compile(r"[ ,./\-_*^]")
-
-
-class BfclDocError(ToolsftError, ValueError):
-    """The function docs or the answers are malformed (a data bug, not a model error)."""
-
-
-@dataclass(frozen=True)
-class Verdict:
-    """The outcome of checking one prediction; `error_type` uses BFCL's strings."""
-
-    valid: bool
-    error_type: str | None = None
-    error: str = ""
-
-
-OK = Verdict(True)
-
-
-def _fail(error_type: str, error: str) -> Verdict:
-    return Verdict(False, error_type, error)
 
 
 def checker_kind(category: str) -> str:
@@ -88,11 +56,6 @@ def checker_kind(category: str) -> str:
 def fc_name(name: str) -> str:
     """The name BFCL shows an FC (`underscore_to_dot`) model and expects back: dots -> `_`."""
     return name.replace(".", "_")
-
-
-def standardize(text: str) -> str:
-    """BFCL's string normal form: drop spaces and `,./-_*^`, lower-case, ' -> "."""
-    return _STRIP.sub("", text).lower().replace("'", '"')
 
 
 def check(
@@ -115,7 +78,7 @@ def check(
         # BFCL's `is_empty_output`: output not in call format counts as no call at all.
         return _relevance(kind, 0 if bad else len(calls))
     if bad:
-        return _fail("ast_decoder:decoder_wrong_output_format", bad)
+        return fail("ast_decoder:decoder_wrong_output_format", bad)
     if ground_truth is None:
         raise BfclDocError(f"category {category!r} needs ground truth, got none")
     if kind == "parallel":
@@ -123,7 +86,7 @@ def check(
     checker = "multiple_function_checker" if kind == "multiple" else "simple_function_checker"
     want = 1 if kind == "simple" else len(ground_truth)  # BFCL: simple wants exactly one
     if len(calls) != want:
-        return _fail(f"{checker}:wrong_count", "Wrong number of functions.")
+        return fail(f"{checker}:wrong_count", "Wrong number of functions.")
     if not ground_truth:  # BFCL would index out of range; zero expected calls, zero made.
         return OK
     answer = ground_truth[0]
@@ -141,7 +104,7 @@ def check_undecodable(category: str, reason: str) -> Verdict:
     kind = checker_kind(category)
     if kind in ("irrelevance", "relevance"):
         return _relevance(kind, 0, reason)
-    return _fail("ast_decoder:decoder_failed", f"Invalid syntax. Failed to decode AST. {reason}")
+    return fail("ast_decoder:decoder_failed", f"Invalid syntax. Failed to decode AST. {reason}")
 
 
 def _relevance(kind: str, n_calls: int, reason: str = "") -> Verdict:
@@ -149,9 +112,9 @@ def _relevance(kind: str, n_calls: int, reason: str = "") -> Verdict:
     if kind == "relevance":
         if n_calls:
             return OK
-        return _fail("relevance_error:decoder_failed", f"No call decoded. {reason}".strip())
+        return fail("relevance_error:decoder_failed", f"No call decoded. {reason}".strip())
     if n_calls:
-        return _fail(
+        return fail(
             "irrelevance_error:decoder_success",
             f"Valid syntax. Successfully decoded {n_calls} call(s) when it should not.",
         )
@@ -171,29 +134,29 @@ def check_call(
     props: Mapping[str, Any] = params.get("properties", {})
     name = fc_name(doc["name"]) if underscore_to_dot else doc["name"]  # convert_func_name
     if call.name != name:
-        return _fail(
+        return fail(
             "simple_function_checker:wrong_func_name",
             f"Function name {name!r} not found in model output (got {call.name!r}).",
         )
     args = call.arguments
     for param in params.get("required", []):
         if param not in args:
-            return _fail(
+            return fail(
                 "simple_function_checker:missing_required",
                 f"Missing required parameter: {param!r}.",
             )
     for param, value in args.items():
         if param not in props or param not in expected:
-            return _fail(
+            return fail(
                 "simple_function_checker:unexpected_param",
                 f"Unexpected parameter: {param!r}.",
             )
-        verdict = _check_param(param, value, props[param], expected[param])
+        verdict = check_param(param, value, props[param], expected[param])
         if not verdict.valid:
             return verdict
     for param, acceptable in expected.items():
         if param not in args and "" not in acceptable:
-            return _fail(
+            return fail(
                 "simple_function_checker:missing_optional",
                 f"Optional parameter {param!r} not provided and not marked as optional.",
             )
@@ -235,7 +198,7 @@ def _parallel_no_order(
     """Greedy matching, as BFCL does it: each gold call takes the first unmatched call that
     passes. (Greedy, not bipartite: BFCL can reject an order a perfect matcher would accept.)"""
     if len(calls) != len(ground_truth):
-        return _fail("parallel_function_checker_no_order:wrong_count", "Wrong number of functions.")
+        return fail("parallel_function_checker_no_order:wrong_count", "Wrong number of functions.")
     matched: set[int] = set()
     for i, answer in enumerate(ground_truth):
         name = _answer_name(answer)
@@ -252,188 +215,8 @@ def _parallel_no_order(
                 break
             errors.append(f"call {j}: {verdict.error_type}: {verdict.error}")
         else:
-            return _fail(
+            return fail(
                 "parallel_function_checker_no_order:cannot_find_match",
                 f"Could not find a matching call for gold call {i} ({name}). " + " | ".join(errors),
             )
     return OK
-
-
-def _canonical(type_name: Any) -> Any:
-    return _ALIASES.get(type_name, type_name) if isinstance(type_name, str) else type_name
-
-
-def _python_type(type_name: Any, param: str) -> type:
-    name = _canonical(type_name)
-    if not isinstance(name, str) or name not in PYTHON_TYPES:
-        raise BfclDocError(f"parameter {param!r}: unknown BFCL type {type_name!r}")
-    return PYTHON_TYPES[name]
-
-
-def _check_param(
-    param: str, value: Any, schema: Mapping[str, Any], acceptable: list[Any]
-) -> Verdict:
-    """Type, then value, of one emitted parameter (BFCL's Python branch)."""
-    type_name = _canonical(schema.get("type"))
-    expected = _python_type(type_name, param)
-    nested: type | None = None
-    items = schema.get("items")
-    if type_name in _NESTED and isinstance(items, Mapping) and "type" in items:
-        nested = _python_type(items["type"], param)
-    if type_name == "float" and type(value) is int:
-        try:
-            value = float(value)  # BFCL lets Python widen int to float, and only that.
-        except OverflowError:
-            return _fail("value_error:others", f"{param!r}: integer too large for a float.")
-    verdict, is_variable = _type_check(param, value, acceptable, type_name, expected, nested)
-    if not verdict.valid:
-        return verdict
-    if not is_variable:
-        if expected is dict:
-            return _dict_check(param, value, acceptable)
-        if expected is list and nested is dict:
-            return _list_dict_check(param, value, acceptable)
-        if expected is str:
-            return _string_check(param, value, acceptable)
-        if expected is list:
-            return _list_check(param, value, acceptable)
-    if value not in acceptable:
-        return _fail(
-            "value_error:others",
-            f"Invalid value for parameter {param!r}: {value!r}. Expected one of {acceptable}.",
-        )
-    return OK
-
-
-def _type_check(
-    param: str,
-    value: Any,
-    acceptable: list[Any],
-    type_name: str,
-    expected: type[Any],
-    nested: type[Any] | None,
-) -> tuple[Verdict, bool]:
-    """BFCL's `type_checker`: returns (verdict, is_variable).
-
-    "Variable" is BFCL's word for a gold value whose type differs from the doc's (e.g. a
-    string naming a variable): then a value of the gold value's type is accepted and compared
-    by plain equality instead of the string/list/dict rules.
-    """
-    answer_type = next((type(a) for a in acceptable if a != ""), None)
-    is_variable = answer_type is not None and answer_type is not expected
-    nested_failed = False
-    if type(value) is expected:
-        if nested is None:
-            return OK, is_variable
-        for item in acceptable:
-            # A non-list acceptable value (e.g. "") satisfies the nested check, as in BFCL.
-            if not isinstance(item, list) or all(
-                _type_check(param, v, item, nested.__name__, nested, None)[0].valid for v in value
-            ):
-                return OK, is_variable
-        nested_failed = True
-    if answer_type is not None and type(value) is answer_type:
-        if nested_failed:
-            return _nested_error(param, value, type_name, nested), True
-        return OK, True
-    return (
-        _fail(
-            "type_error:simple",
-            f"Incorrect type for parameter {param!r}. Expected type {type_name}, "
-            f"got {type(value).__name__}. Parameter value: {value!r}.",
-        ),
-        False,
-    )
-
-
-def _nested_error(param: str, value: Any, type_name: str, nested: type | None) -> Verdict:
-    inner = nested.__name__ if nested else "?"
-    return _fail(
-        "type_error:nested",
-        f"Nested type checking failed for parameter {param!r}. Expected outer type "
-        f"{type_name} with inner type {inner}. Parameter value: {value!r}.",
-    )
-
-
-def _std(value: Any) -> Any:
-    return standardize(value) if type(value) is str else value
-
-
-def _string_check(param: str, value: str, acceptable: list[Any]) -> Verdict:
-    if standardize(value) in [standardize(a) for a in acceptable if type(a) is str]:
-        return OK
-    return _fail(
-        "value_error:string",
-        f"Invalid value for parameter {param!r}: {value!r}. "
-        f"Expected one of {acceptable}. Case insensitive.",
-    )
-
-
-def _list_check(param: str, value: list[Any], acceptable: list[Any]) -> Verdict:
-    """Element by element, top-level strings standardized; a "" answer reads as []."""
-    got = [_std(v) for v in value]
-    options = [[_std(v) for v in a] for a in acceptable if isinstance(a, list | str)]
-    if got in options:
-        return OK
-    return _fail(
-        "value_error:list/tuple",
-        f"Invalid value for parameter {param!r}: {value!r}. Expected one of {acceptable}.",
-    )
-
-
-def _dict_check(param: str, value: Any, acceptable: list[Any]) -> Verdict:
-    """One level deep: every key known with an acceptable value, every needed key present.
-    The verdict of the last candidate answer is reported, as BFCL does."""
-    verdict = _fail("dict_checker:unclear", f"No acceptable value for {param!r}.")
-    if not isinstance(value, Mapping):
-        return _fail("value_error:dict_key", f"{param!r}: {value!r} is not an object.")
-    for answer in acceptable:
-        if answer == "":
-            continue
-        if not isinstance(answer, Mapping):
-            verdict = _fail("dict_checker:unclear", f"{param!r}: bad answer {answer!r}")
-            continue
-        verdict = _dict_against(value, answer)
-        if verdict.valid:
-            return OK
-    return verdict
-
-
-def _dict_against(value: Mapping[str, Any], answer: Mapping[str, list[Any]]) -> Verdict:
-    error: Verdict | None = None
-    for key, item in value.items():
-        if key not in answer:
-            error = Verdict(
-                False, "value_error:dict_key", f"Unexpected dict key parameter: '{key}'."
-            )
-            break
-        options = [_std(a) for a in answer[key]]
-        if _std(item) not in options:
-            error = _fail(
-                "value_error:dict_value",
-                f"Invalid value for parameter {key!r}: {item!r}. Expected one of {options}.",
-            )
-            break
-    # BFCL runs the missing-key pass even after a failure, and its error_type then wins.
-    for key, options in answer.items():
-        if key not in value and "" not in options:
-            return _fail("value_error:dict_key", f"Missing dict key parameter: '{key}'.")
-    return error or OK
-
-
-def _list_dict_check(param: str, value: list[Any], acceptable: list[Any]) -> Verdict:
-    """A list of dicts against candidate lists, position by position."""
-    verdict = _fail("list_dict_checker:unclear", f"No acceptable value for {param!r}.")
-    for answer in acceptable:
-        if not isinstance(answer, list | str) or len(value) != len(answer):
-            verdict = Verdict(
-                False, "value_error:list_dict_count", "Wrong number of dictionaries in the list."
-            )
-            continue
-        for item, item_answer in zip(value, answer, strict=True):
-            verdict = _dict_check(param, item, [item_answer])
-            if not verdict.valid:
-                break
-        else:
-            return OK
-    return verdict
