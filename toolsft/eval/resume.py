@@ -1,9 +1,9 @@
 """predictions.jsonl written as the run goes, and `toolsft eval --resume` from it.
 
-Each model turn is appended the moment it is made (one JSON line, flushed), under its replay
-key (`toolsft.engines.replay.request_key`) with the engine's own numbers
-(`toolsft.engines.predictions`), so a killed run
-keeps everything it paid for and `--engine replay` reads the file as is. Beside it,
+Each model turn is appended the moment it is made (one JSON line in the format of
+`toolsft.engines.predictions`, flushed), under its replay key
+(`toolsft.engines.replay.request_key`) with the engine's own numbers, so a killed run keeps
+everything it paid for and `--engine replay` reads the file as is. Beside it,
 `resume.json` records what identifies the run (suite, rows, model, options): `--resume`
 continues only the same run, reads the turns already made and asks the engine for the rest.
 A half-written last line (the process died mid-write) is dropped; anything else that does
