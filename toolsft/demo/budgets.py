@@ -254,6 +254,11 @@ def _describe(b: Budget) -> list[tuple[str, str]]:
             f"{100 * STAGE_KINDS[1]['no_tool']:g}% of stage 1"
             + (f", {100 * gen.no_tool_share:g}% of stages 2-3" if gen.no_tool_share else ""),
         ),
+        (
+            "two-call requests",
+            f"{100 * STAGE_KINDS[1]['multi']:g}% of stages 1-2"
+            + (f", {100 * gen.multi_share:g}% more" if gen.multi_share else ""),
+        ),
         ("stage-3 answers from two results", f"{100 * gen.two_call:g}% of its rows"),
         ("eval engine", b.eval.engine),
     ]

@@ -89,6 +89,14 @@ class GenConfig:
         low=0,
         high=1,
     )
+    multi_share: float = option(
+        0.0,
+        "Share of stage-1 rows that ask for two tools at once and of stage-2 rows that ask for "
+        "one tool twice (parallel calls), drawn before the stage's own mix (15% of each). "
+        "Without more, the model learns to stop after one call.",
+        low=0,
+        high=1,
+    )
     max_attempts: int = option(30, "Tries per row before it is given up.", low=1, high=1000)
     show_all: bool = option(
         False,
@@ -217,7 +225,13 @@ def generate(
     soon as it is complete (the writer writes it then)."""
     result = GenResult()
     scfg = StageConfig(
-        cfg.max_tools, cfg.noise, cfg.paraphrase, cfg.context, cfg.two_call, cfg.no_tool_share
+        cfg.max_tools,
+        cfg.noise,
+        cfg.paraphrase,
+        cfg.context,
+        cfg.two_call,
+        cfg.no_tool_share,
+        cfg.multi_share,
     )
     lo, hi = _date_range(suite)
     for stage in cfg.stages:
@@ -272,7 +286,7 @@ def draft_row(
     return build(
         suite,
         stage,
-        pick_suite_kind(suite, stage, rng, scfg.two_call, scfg.no_tool_share),
+        pick_suite_kind(suite, stage, rng, scfg.two_call, scfg.no_tool_share, scfg.multi_share),
         ctx,
         scfg,
     )

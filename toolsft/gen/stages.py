@@ -60,6 +60,9 @@ class StageConfig:
     """Share of stage-3 rows that answer from two results (a multi or parallel request)."""
     no_tool_share: float = 0.0
     """Share of stage-2 and stage-3 rows that no tool fits (stage 1 has its own)."""
+    multi_share: float = 0.0
+    """Share of stage-1 rows that ask for two tools and of stage-2 rows that ask for one tool
+    twice, on top of what the stage's mix draws."""
 
 
 def build(suite: Suite, stage: int, kind: str, ctx: Context, cfg: StageConfig) -> Draft:
@@ -359,18 +362,26 @@ def _join(suite: Suite, ctx: Context, a: str, b: str) -> str:
 
 
 def pick_suite_kind(
-    suite: Suite, stage: int, rng: random.Random, two_call: float = 0.0, no_tool: float = 0.0
+    suite: Suite,
+    stage: int,
+    rng: random.Random,
+    two_call: float = 0.0,
+    no_tool: float = 0.0,
+    multi: float = 0.0,
 ) -> str:
     """A kind drawn from the stage's mix (STAGE_KINDS), less the kinds this suite cannot
     produce; the cumulative table is built once per suite. In stages 2-3 a `no_tool` share of
     rows are requests no tool fits; in stage 3 a `two_call` share are multi or parallel
-    requests answered from both results. A share of 0 draws nothing, so data made without
-    it stays byte-identical."""
+    requests answered from both results; in stages 1-2 a `multi` share are two-call requests
+    (two tools in stage 1, one tool twice in stage 2). A share of 0 draws nothing, so data
+    made without it stays byte-identical."""
     if stage > 1 and no_tool > 0 and rng.random() < no_tool:
         return "no_tool"
+    kinds, cum = plan_for(suite).kinds[stage]
+    if stage < 3 and multi > 0 and rng.random() < multi and _TWO_CALL[stage - 1] in kinds:
+        return _TWO_CALL[stage - 1]
     if stage == 3 and two_call > 0 and rng.random() < two_call:
         return _TWO_CALL[0] if rng.random() < 0.5 else _TWO_CALL[1]
-    kinds, cum = plan_for(suite).kinds[stage]
     # What `rng.choices(kinds, cum_weights=cum)` does, without rebuilding its arguments.
     return kinds[bisect(cum, rng.random() * cum[-1], 0, len(cum) - 1)]
 
