@@ -349,19 +349,30 @@ def test_no_tool_share_puts_no_tool_rows_in_stages_2_and_3() -> None:
             assert not any(m.get("tool_calls") for m in ex.messages)
 
 
-def test_multi_share_adds_two_call_rows_to_stages_1_and_2_only() -> None:
+def test_multi_share_turns_one_call_rows_into_two_call_rows() -> None:
     suite = load_suite(REPO / "tool_schemas" / SHIPPED_SUITES[0])
     plain = generate(suite, GenConfig(seed=5, per_stage=120))
     more = generate(suite, GenConfig(seed=5, per_stage=120, multi_share=0.4))
     assert [e.to_row() for e in plain.rows[(3, "train")]] == [
         e.to_row() for e in more.rows[(3, "train")]
     ]
-    for stage, kind in ((1, "multi"), (2, "parallel")):
-        before = [e for e in plain.rows[(stage, "train")] if e.meta["kind"] == kind]
-        after = [e for e in more.rows[(stage, "train")] if e.meta["kind"] == kind]
-        # 15% from the mix alone; 40% + 60% of 15% = 49% with the share
-        assert len(before) <= 30 and 45 <= len(after) <= 75, (stage, len(before), len(after))
-        for ex in after:
+    for stage, one, two, kept in (
+        (1, "select", "multi", "no_tool"),
+        (2, "fill", "parallel", "clarify"),
+    ):
+
+        def count(res: Any, kind: str, stage: int = stage) -> int:
+            return sum(e.meta["kind"] == kind for e in res.rows[(stage, "train")])
+
+        # 15% from the mix alone; with the share, 15% + 40% of the one-call rows' 55%
+        assert count(plain, two) <= 30 and 30 <= count(more, two) <= 60, stage
+        assert count(more, one) < count(plain, one)
+        # the other kinds keep their rows: the share comes out of the one-call rows only
+        kept_rows = [e.to_row() for e in plain.rows[(stage, "train")] if e.meta["kind"] == kept]
+        assert kept_rows == [
+            e.to_row() for e in more.rows[(stage, "train")] if e.meta["kind"] == kept
+        ]
+        for ex in (e for e in more.rows[(stage, "train")] if e.meta["kind"] == two):
             calls = ex.expected.calls
             assert len(calls) == 2 and len(ex.messages[-1]["tool_calls"]) == 2
-            assert (calls[0].name == calls[1].name) == (kind == "parallel")
+            assert (calls[0].name == calls[1].name) == (two == "parallel")

@@ -257,7 +257,7 @@ def _describe(b: Budget) -> list[tuple[str, str]]:
         (
             "two-call requests",
             f"{100 * STAGE_KINDS[1]['multi']:g}% of stages 1-2"
-            + (f", {100 * gen.multi_share:g}% more" if gen.multi_share else ""),
+            + (f", and {100 * gen.multi_share:g}% of one-call rows" if gen.multi_share else ""),
         ),
         ("stage-3 answers from two results", f"{100 * gen.two_call:g}% of its rows"),
         ("eval engine", b.eval.engine),

@@ -91,9 +91,9 @@ class GenConfig:
     )
     multi_share: float = option(
         0.0,
-        "Share of stage-1 rows that ask for two tools at once and of stage-2 rows that ask for "
-        "one tool twice (parallel calls), drawn before the stage's own mix (15% of each). "
-        "Without more, the model learns to stop after one call.",
+        "Share of stage-1 select rows that become requests for two tools at once, and of "
+        "stage-2 fill rows that become requests for one tool twice (parallel calls), on top "
+        "of the stage mix's 15% of each; the other kinds keep their shares. 0 adds none.",
         low=0,
         high=1,
     )

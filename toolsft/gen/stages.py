@@ -61,8 +61,8 @@ class StageConfig:
     no_tool_share: float = 0.0
     """Share of stage-2 and stage-3 rows that no tool fits (stage 1 has its own)."""
     multi_share: float = 0.0
-    """Share of stage-1 rows that ask for two tools and of stage-2 rows that ask for one tool
-    twice, on top of what the stage's mix draws."""
+    """Share of stage-1 select rows that ask for two tools instead, and of stage-2 fill rows
+    that ask for one tool twice."""
 
 
 def build(suite: Suite, stage: int, kind: str, ctx: Context, cfg: StageConfig) -> Draft:
@@ -372,21 +372,24 @@ def pick_suite_kind(
     """A kind drawn from the stage's mix (STAGE_KINDS), less the kinds this suite cannot
     produce; the cumulative table is built once per suite. In stages 2-3 a `no_tool` share of
     rows are requests no tool fits; in stage 3 a `two_call` share are multi or parallel
-    requests answered from both results; in stages 1-2 a `multi` share are two-call requests
-    (two tools in stage 1, one tool twice in stage 2). A share of 0 draws nothing, so data
+    requests answered from both results; in stages 1-2 a `multi` share of the one-call rows
+    (select, fill) become two-call requests (two tools in stage 1, one tool twice in stage 2). A share of 0 draws nothing, so data
     made without it stays byte-identical."""
     if stage > 1 and no_tool > 0 and rng.random() < no_tool:
         return "no_tool"
-    kinds, cum = plan_for(suite).kinds[stage]
-    if stage < 3 and multi > 0 and rng.random() < multi and _TWO_CALL[stage - 1] in kinds:
-        return _TWO_CALL[stage - 1]
     if stage == 3 and two_call > 0 and rng.random() < two_call:
         return _TWO_CALL[0] if rng.random() < 0.5 else _TWO_CALL[1]
+    kinds, cum = plan_for(suite).kinds[stage]
     # What `rng.choices(kinds, cum_weights=cum)` does, without rebuilding its arguments.
-    return kinds[bisect(cum, rng.random() * cum[-1], 0, len(cum) - 1)]
+    kind = kinds[bisect(cum, rng.random() * cum[-1], 0, len(cum) - 1)]
+    # From the one-call rows only: taking it from the whole mix cost stage 1 a third of its
+    # "no tool fits" rows, and the refusals with them (docs/experiments.md).
+    one_call = multi > 0 and kind == _ONE_CALL.get(stage) and _TWO_CALL[stage - 1] in kinds
+    return _TWO_CALL[stage - 1] if one_call and rng.random() < multi else kind
 
 
 _TWO_CALL = ("multi", "parallel")
+_ONE_CALL = {1: "select", 2: "fill"}
 
 _BUILDERS = {
     "select": _select,
