@@ -246,7 +246,12 @@ CASES: list[Case] = [
     ),
     (
         "parent-without-weights",
-        lambda w: [*train(w, stage="2")[:-2], "--out", str(w / "run-no-weights")],
+        # a model that does not resolve: the parent is checked first, without a model (the
+        # default model would be converted on first use, its progress bar in the output)
+        lambda w: [
+            *train(w, stage="2")[:-2],
+            *("--out", str(w / "run-no-weights"), "--model", str(w / "no-such-model")),
+        ],
         ("run-no-weights/stage1: no weights beside run.json",),
     ),
     # --- export

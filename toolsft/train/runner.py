@@ -106,6 +106,10 @@ def _train_stage(
     if skip:
         logger.info("%s is complete; skipping (--resume)", plan.dir)
         return StageResult(stage, plan.dir, read_run(plan.dir), skipped=True)
+    if plan.parent_dir is not None:
+        # A broken parent is the user's error, told before the model resolves: resolving the
+        # default model converts it on first use (~20 s and a progress bar).
+        read_run(plan.parent_dir)
     from toolsft.models import model_identity, resolve_model
     from toolsft.train.device import detect, resolve_auto
 
