@@ -373,8 +373,8 @@ def pick_suite_kind(
     produce; the cumulative table is built once per suite. In stages 2-3 a `no_tool` share of
     rows are requests no tool fits; in stage 3 a `two_call` share are multi or parallel
     requests answered from both results; in stages 1-2 a `multi` share of the one-call rows
-    (select, fill) become two-call requests (two tools in stage 1, one tool twice in stage 2). A share of 0 draws nothing, so data
-    made without it stays byte-identical."""
+    (select, fill) become two-call requests (two tools in stage 1, one tool twice in stage 2).
+    A share of 0 draws nothing, so data made without it stays byte-identical."""
     if stage > 1 and no_tool > 0 and rng.random() < no_tool:
         return "no_tool"
     if stage == 3 and two_call > 0 and rng.random() < two_call:
@@ -384,12 +384,13 @@ def pick_suite_kind(
     kind = kinds[bisect(cum, rng.random() * cum[-1], 0, len(cum) - 1)]
     # From the one-call rows only: taking it from the whole mix cost stage 1 a third of its
     # "no tool fits" rows, and the refusals with them (docs/experiments.md).
-    one_call = multi > 0 and kind == _ONE_CALL.get(stage) and _TWO_CALL[stage - 1] in kinds
-    return _TWO_CALL[stage - 1] if one_call and rng.random() < multi else kind
+    two = _TWO_OF.get(kind) if multi > 0 else None
+    return two if two in kinds and rng.random() < multi else kind
 
 
 _TWO_CALL = ("multi", "parallel")
-_ONE_CALL = {1: "select", 2: "fill"}
+_TWO_OF = {"select": "multi", "fill": "parallel"}
+"""The two-call kind a one-call kind becomes under `multi_share` (select: stage 1, fill: 2)."""
 
 _BUILDERS = {
     "select": _select,

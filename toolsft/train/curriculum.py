@@ -90,11 +90,13 @@ def plan_stage(out: Path, stage: int) -> StagePlan:
     return StagePlan(stage, stage_dir(out, stage), parent, tuple(range(1, stage)))
 
 
-def check_parent_base(plan: StagePlan, base: dict[str, Any], method: str) -> None:
-    """A stage must continue on the same base model and method as its parent."""
-    if plan.parent_dir is None:
+def check_parent_base(
+    plan: StagePlan, run: dict[str, Any] | None, base: dict[str, Any], method: str
+) -> None:
+    """A stage must continue on the same base model and method as its parent (`run`, the
+    parent's record from `read_run`; None for stage 1)."""
+    if plan.parent_dir is None or run is None:
         return
-    run = read_run(plan.parent_dir)
     path = plan.parent_dir / RUN_JSON
     parent_base = run.get("base_model")
     if not isinstance(parent_base, dict):

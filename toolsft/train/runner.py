@@ -106,10 +106,9 @@ def _train_stage(
     if skip:
         logger.info("%s is complete; skipping (--resume)", plan.dir)
         return StageResult(stage, plan.dir, read_run(plan.dir), skipped=True)
-    if plan.parent_dir is not None:
-        # A broken parent is the user's error, told before the model resolves: resolving the
-        # default model converts it on first use (~20 s and a progress bar).
-        read_run(plan.parent_dir)
+    # A broken parent is the user's error, told before the model resolves: resolving the
+    # default model converts it on first use (~20 s and a progress bar).
+    parent_run = read_run(plan.parent_dir) if plan.parent_dir is not None else None
     from toolsft.models import model_identity, resolve_model
     from toolsft.train.device import detect, resolve_auto
 
@@ -121,7 +120,7 @@ def _train_stage(
 
     check_memory(cfg, device, base_path)  # refuses a stage that cannot fit, before loading
     base_id = model_identity(base_path)
-    check_parent_base(plan, base_id, cfg.method)
+    check_parent_base(plan, parent_run, base_id, cfg.method)
     tokenizer = _load_tokenizer(base_path)
     from toolsft.train.templates import choose_template
 
